@@ -1,0 +1,36 @@
+"""fastq: drop-in, C-accelerated queues for threads and processes.
+
+The C cores are used unless FASTQ_PURE_PYTHON=1 is set or the extension is missing (a pure
+build, FASTQ_NO_EXTENSIONS=1); `fastq.IMPLEMENTATION` says which. `fastq.pure` always holds the
+pure-Python cores, importable side by side.
+"""
+import os
+
+from . import pure
+from .errors import Closed, Done, Empty, Full, QueueCorrupted, ShutDown, WorkerDied, WorkerError
+
+__version__ = "0.1.0"
+
+_core = None
+if os.environ.get("FASTQ_PURE_PYTHON", "") in ("", "0"):
+    try:
+        from . import _core
+    except ImportError as exc:  # a pure build, or a platform the C code does not support yet
+        import warnings
+
+        warnings.warn(f"fastq: C extension unavailable ({exc}); using the pure-Python cores", RuntimeWarning)
+
+if _core is not None:
+    from ._core import LifoQueue, PriorityQueue, Queue, SimpleQueue
+
+    IMPLEMENTATION = "c"
+else:
+    from .pure import LifoQueue, PriorityQueue, Queue, SimpleQueue
+
+    IMPLEMENTATION = "python"
+
+__all__ = [
+    "Queue", "LifoQueue", "PriorityQueue", "SimpleQueue",
+    "Empty", "Full", "ShutDown", "Closed", "Done", "WorkerError", "WorkerDied", "QueueCorrupted",
+    "IMPLEMENTATION", "pure", "__version__",
+]

@@ -1,0 +1,415 @@
+"""Pure-Python twin of the in-process Queue family: the `queue` module's algorithm, plus
+shutdown() on every Python, put_many() and get_many().
+
+The module-level helpers take the queue as their first argument, so that the C core can run
+this exact algorithm on its own objects when a subclass overrides _init/_qsize/_put/_get.
+"""
+import threading
+import types
+from collections import deque
+from heapq import heappop, heappush
+from time import monotonic
+
+from ..errors import Empty, Full, ShutDown
+
+_NEGATIVE_TIMEOUT = "'timeout' must be a non-negative number"
+
+
+def _check_timeout(block, timeout):
+    if block and timeout is not None and timeout < 0:
+        raise ValueError(_NEGATIVE_TIMEOUT)
+
+
+def _max_items(max_items):
+    n = max_items.__index__()
+    if n < 1:
+        raise ValueError("'max_items' must be at least 1")
+    return n
+
+
+def _with_inserted(exc, inserted):
+    exc.inserted = inserted
+    return exc
+
+
+def _wait_not_empty(q, block, timeout):
+    """With q.mutex held: return once q holds an item, or raise Empty or ShutDown."""
+    if not block:
+        raise Empty
+    if timeout is None:
+        while not q._qsize():
+            q.not_empty.wait()
+            if q.is_shutdown and not q._qsize():
+                raise ShutDown
+        return
+    endtime = monotonic() + timeout
+    while not q._qsize():
+        remaining = endtime - monotonic()
+        if remaining <= 0.0:
+            raise Empty
+        q.not_empty.wait(remaining)
+        if q.is_shutdown and not q._qsize():
+            raise ShutDown
+
+
+def _wait_not_full(q, block, endtime):
+    """With q.mutex held: return once q has room, or raise Full or ShutDown.
+    `endtime` is a monotonic deadline, or None for no limit."""
+    if not block:
+        raise Full
+    while q._qsize() >= q.maxsize:
+        if endtime is None:
+            q.not_full.wait()
+        else:
+            remaining = endtime - monotonic()
+            if remaining <= 0.0:
+                raise Full
+            q.not_full.wait(remaining)
+        if q.is_shutdown:
+            raise ShutDown
+
+
+class Queue:
+    """Create a queue object with a given maximum size.
+
+    If maxsize is <= 0, the queue size is infinite.
+    """
+
+    def __init__(self, maxsize=0):
+        self.maxsize = maxsize
+        self._init(maxsize)
+        # One mutex shared by the three conditions: hold it while the queue mutates.
+        self.mutex = threading.Lock()
+        self.not_empty = threading.Condition(self.mutex)
+        self.not_full = threading.Condition(self.mutex)
+        self.all_tasks_done = threading.Condition(self.mutex)
+        self.unfinished_tasks = 0
+        self.is_shutdown = False
+
+    def task_done(self):
+        """Indicate that a formerly enqueued task is complete.
+
+        Used by Queue consumer threads.  For each get() used to fetch a task,
+        a subsequent call to task_done() tells the queue that the processing
+        on the task is complete.
+
+        If a join() is currently blocking, it will resume when all items
+        have been processed (meaning that a task_done() call was received
+        for every item that had been put() into the queue).
+
+        shutdown(immediate=True) calls task_done() for each remaining item in
+        the queue.
+
+        Raises a ValueError if called more times than there were items
+        placed in the queue.
+        """
+        with self.all_tasks_done:
+            unfinished = self.unfinished_tasks - 1
+            if unfinished <= 0:
+                if unfinished < 0:
+                    raise ValueError("task_done() called too many times")
+                self.all_tasks_done.notify_all()
+            self.unfinished_tasks = unfinished
+
+    def join(self):
+        """Blocks until all items in the Queue have been gotten and processed.
+
+        The count of unfinished tasks goes up whenever an item is added to the
+        queue. The count goes down whenever a consumer thread calls task_done()
+        to indicate the item was retrieved and all work on it is complete.
+
+        When the count of unfinished tasks drops to zero, join() unblocks.
+        """
+        with self.all_tasks_done:
+            while self.unfinished_tasks:
+                self.all_tasks_done.wait()
+
+    def qsize(self):
+        """Return the approximate size of the queue (not reliable!)."""
+        with self.mutex:
+            return self._qsize()
+
+    def empty(self):
+        """Return True if the queue is empty, False otherwise (not reliable!)."""
+        with self.mutex:
+            return not self._qsize()
+
+    def full(self):
+        """Return True if the queue is full, False otherwise (not reliable!)."""
+        with self.mutex:
+            return 0 < self.maxsize <= self._qsize()
+
+    def put(self, item, block=True, timeout=None):
+        """Put an item into the queue.
+
+        If optional args 'block' is true and 'timeout' is None (the default),
+        block if necessary until a free slot is available. If 'timeout' is
+        a non-negative number, it blocks at most 'timeout' seconds and raises
+        the Full exception if no free slot was available within that time.
+        Otherwise ('block' is false), put an item on the queue if a free slot
+        is immediately available, else raise the Full exception ('timeout'
+        is ignored in that case).
+
+        Raises ShutDown if the queue has been shut down.
+        """
+        with self.not_full:
+            if self.is_shutdown:
+                raise ShutDown
+            if self.maxsize > 0:
+                endtime = None
+                if block and timeout is not None:
+                    if timeout < 0:
+                        raise ValueError(_NEGATIVE_TIMEOUT)
+                    endtime = monotonic() + timeout
+                if self._qsize() >= self.maxsize:
+                    _wait_not_full(self, block, endtime)
+            self._put(item)
+            self.unfinished_tasks += 1
+            self.not_empty.notify()
+
+    def get(self, block=True, timeout=None):
+        """Remove and return an item from the queue.
+
+        If optional args 'block' is true and 'timeout' is None (the default),
+        block if necessary until an item is available. If 'timeout' is
+        a non-negative number, it blocks at most 'timeout' seconds and raises
+        the Empty exception if no item was available within that time.
+        Otherwise ('block' is false), return an item if one is immediately
+        available, else raise the Empty exception ('timeout' is ignored
+        in that case).
+
+        Raises ShutDown if the queue has been shut down and is empty,
+        or if the queue has been shut down immediately.
+        """
+        with self.not_empty:
+            if not self._qsize():
+                if self.is_shutdown:
+                    raise ShutDown
+                _check_timeout(block, timeout)
+                _wait_not_empty(self, block, timeout)
+            else:
+                _check_timeout(block, timeout)
+            item = self._get()
+            self.not_full.notify()
+            return item
+
+    def put_nowait(self, item):
+        """Put an item into the queue without blocking.
+
+        Only enqueue the item if a free slot is immediately available.
+        Otherwise raise the Full exception.
+        """
+        return self.put(item, block=False)
+
+    def get_nowait(self):
+        """Remove and return an item from the queue without blocking.
+
+        Only get an item if one is immediately available. Otherwise
+        raise the Empty exception.
+        """
+        return self.get(block=False)
+
+    def put_many(self, items, block=True, timeout=None):
+        """Put every item of `items`, in order (fastq extra).
+
+        Blocks as put() does while the queue is full. If it times out (or, with block false,
+        finds no room), it raises Full after inserting a prefix; the exception's `inserted`
+        attribute says how many went in. Raises ShutDown (also with `inserted`) if the queue
+        is or gets shut down.
+        """
+        items = list(items)  # a failing iterable raises before anything is queued
+        _check_timeout(block, timeout)
+        endtime = None if timeout is None or not block else monotonic() + timeout
+        inserted = 0
+        with self.not_full:
+            while inserted < len(items):
+                if self.is_shutdown:
+                    raise _with_inserted(ShutDown(), inserted)
+                room = len(items) - inserted
+                if self.maxsize > 0:
+                    room = min(room, self.maxsize - self._qsize())
+                    if room <= 0:
+                        try:
+                            _wait_not_full(self, block, endtime)
+                        except (Full, ShutDown) as exc:
+                            raise _with_inserted(exc, inserted) from None
+                        continue
+                for item in items[inserted:inserted + room]:
+                    self._put(item)
+                    self.unfinished_tasks += 1
+                    inserted += 1
+                self.not_empty.notify(room)
+
+    def get_many(self, max_items, block=True, timeout=None):
+        """Remove and return a list of up to `max_items` items (fastq extra).
+
+        Waits, as get() does, only for the first item; then takes what is there.
+        """
+        max_items = _max_items(max_items)
+        with self.not_empty:
+            if not self._qsize():
+                if self.is_shutdown:
+                    raise ShutDown
+                _check_timeout(block, timeout)
+                _wait_not_empty(self, block, timeout)
+            else:
+                _check_timeout(block, timeout)
+            items = [self._get() for _ in range(min(max_items, self._qsize()))]
+            self.not_full.notify(len(items))
+            return items
+
+    def shutdown(self, immediate=False):
+        """Shut-down the queue, making queue gets and puts raise ShutDown.
+
+        By default, gets will only raise once the queue is empty. Set
+        'immediate' to True to make gets raise immediately instead.
+
+        All blocked callers of put() and get() will be unblocked. If
+        'immediate', a task is marked as done for each item remaining in
+        the queue, which may unblock callers of join().
+        """
+        with self.mutex:
+            self.is_shutdown = True
+            if immediate:
+                while self._qsize():
+                    self._get()
+                    if self.unfinished_tasks > 0:
+                        self.unfinished_tasks -= 1
+                self.all_tasks_done.notify_all()
+            self.not_empty.notify_all()
+            self.not_full.notify_all()
+
+    # Override these methods to implement other queue organizations
+    # (e.g. stack or priority queue). They are called with the mutex held.
+
+    def _init(self, maxsize):
+        self.queue = deque()
+
+    def _qsize(self):
+        return len(self.queue)
+
+    def _put(self, item):
+        self.queue.append(item)
+
+    def _get(self):
+        return self.queue.popleft()
+
+    __class_getitem__ = classmethod(types.GenericAlias)
+
+
+class PriorityQueue(Queue):
+    """Variant of Queue that retrieves open entries in priority order (lowest first).
+
+    Entries are typically tuples of the form:  (priority number, data).
+    """
+
+    def _init(self, maxsize):
+        self.queue = []
+
+    def _qsize(self):
+        return len(self.queue)
+
+    def _put(self, item):
+        heappush(self.queue, item)
+
+    def _get(self):
+        return heappop(self.queue)
+
+
+class LifoQueue(Queue):
+    """Variant of Queue that retrieves most recently added entries first."""
+
+    def _init(self, maxsize):
+        self.queue = []
+
+    def _qsize(self):
+        return len(self.queue)
+
+    def _put(self, item):
+        self.queue.append(item)
+
+    def _get(self):
+        return self.queue.pop()
+
+
+class SimpleQueue:
+    """Simple, unbounded FIFO queue.
+
+    This pure Python implementation is not reentrant.
+    """
+
+    def __init__(self):
+        self._queue = deque()
+        self._count = threading.Semaphore(0)
+
+    def put(self, item, block=True, timeout=None):
+        """Put the item on the queue.
+
+        The optional 'block' and 'timeout' arguments are ignored, as this method
+        never blocks.  They are provided for compatibility with the Queue class.
+        """
+        self._queue.append(item)
+        self._count.release()
+
+    def get(self, block=True, timeout=None):
+        """Remove and return an item from the queue.
+
+        If optional args 'block' is true and 'timeout' is None (the default),
+        block if necessary until an item is available. If 'timeout' is
+        a non-negative number, it blocks at most 'timeout' seconds and raises
+        the Empty exception if no item was available within that time.
+        Otherwise ('block' is false), return an item if one is immediately
+        available, else raise the Empty exception ('timeout' is ignored
+        in that case).
+        """
+        if timeout is not None and timeout < 0:
+            raise ValueError(_NEGATIVE_TIMEOUT)
+        if not self._count.acquire(block, timeout):
+            raise Empty
+        return self._queue.popleft()
+
+    def put_nowait(self, item):
+        """Put an item into the queue without blocking.
+
+        This is exactly equivalent to `put(item, block=False)` and is only provided
+        for compatibility with the Queue class.
+        """
+        return self.put(item, block=False)
+
+    def get_nowait(self):
+        """Remove and return an item from the queue without blocking.
+
+        Only get an item if one is immediately available. Otherwise
+        raise the Empty exception.
+        """
+        return self.get(block=False)
+
+    def put_many(self, items, block=True, timeout=None):
+        """Put every item of `items`, in order; never blocks (fastq extra)."""
+        items = list(items)
+        self._queue.extend(items)
+        if items:
+            self._count.release(len(items))
+
+    def get_many(self, max_items, block=True, timeout=None):
+        """Remove and return a list of up to `max_items` items, waiting only for the first (fastq extra)."""
+        max_items = _max_items(max_items)
+        if timeout is not None and timeout < 0:
+            raise ValueError(_NEGATIVE_TIMEOUT)
+        if not self._count.acquire(block, timeout):
+            raise Empty
+        n = 1
+        while n < max_items and self._count.acquire(False):
+            n += 1
+        popleft = self._queue.popleft
+        return [popleft() for _ in range(n)]
+
+    def empty(self):
+        """Return True if the queue is empty, False otherwise (not reliable!)."""
+        return len(self._queue) == 0
+
+    def qsize(self):
+        """Return the approximate size of the queue (not reliable!)."""
+        return len(self._queue)
+
+    __class_getitem__ = classmethod(types.GenericAlias)
