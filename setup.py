@@ -27,7 +27,7 @@ if os.environ.get("FASTQ_NO_EXTENSIONS", "") in ("", "0"):
                 extra_link_args=extra_link_args,
             )
         ],
-        compiler_directives={"language_level": 3, "freethreading_compatible": True},
+        compiler_directives={"language_level": 3},
     )
 
 setup(ext_modules=ext_modules)

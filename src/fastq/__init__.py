@@ -11,16 +11,16 @@ from .errors import Closed, Done, Empty, Full, QueueCorrupted, ShutDown, WorkerD
 
 __version__ = "0.1.0"
 
-_core = None
+_c_core = None
 if os.environ.get("FASTQ_PURE_PYTHON", "") in ("", "0"):
     try:
-        from . import _core
+        from . import _core as _c_core
     except ImportError as exc:  # a pure build, or a platform the C code does not support yet
         import warnings
 
         warnings.warn(f"fastq: C extension unavailable ({exc}); using the pure-Python cores", RuntimeWarning)
 
-if _core is not None:
+if _c_core is not None:
     from ._core import LifoQueue, PriorityQueue, Queue, SimpleQueue
 
     IMPLEMENTATION = "c"

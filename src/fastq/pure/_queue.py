@@ -6,6 +6,7 @@ this exact algorithm on its own objects when a subclass overrides _init/_qsize/_
 """
 import threading
 import types
+from operator import index
 from collections import deque
 from heapq import heappop, heappush
 from time import monotonic
@@ -21,7 +22,7 @@ def _check_timeout(block, timeout):
 
 
 def _max_items(max_items):
-    n = max_items.__index__()
+    n = index(max_items)
     if n < 1:
         raise ValueError("'max_items' must be at least 1")
     return n
@@ -234,16 +235,21 @@ class Queue:
                         except (Full, ShutDown) as exc:
                             raise _with_inserted(exc, inserted) from None
                         continue
-                for item in items[inserted:inserted + room]:
-                    self._put(item)
-                    self.unfinished_tasks += 1
-                    inserted += 1
-                self.not_empty.notify(room)
+                first = inserted
+                try:
+                    for item in items[inserted:inserted + room]:
+                        self._put(item)
+                        self.unfinished_tasks += 1
+                        inserted += 1
+                finally:  # a failing _put (e.g. an incomparable item) must not strand getters
+                    self.not_empty.notify(inserted - first)
 
     def get_many(self, max_items, block=True, timeout=None):
         """Remove and return a list of up to `max_items` items (fastq extra).
 
         Waits, as get() does, only for the first item; then takes what is there.
+        If _get() fails after the first item (a subclass hook), the items already
+        taken are returned rather than lost; the failure of the first one is raised.
         """
         max_items = _max_items(max_items)
         with self.not_empty:
@@ -254,8 +260,14 @@ class Queue:
                 _wait_not_empty(self, block, timeout)
             else:
                 _check_timeout(block, timeout)
-            items = [self._get() for _ in range(min(max_items, self._qsize()))]
-            self.not_full.notify(len(items))
+            items = [self._get()]
+            try:
+                for _ in range(min(max_items - 1, self._qsize())):
+                    items.append(self._get())
+            except Exception:
+                pass  # keep what was taken: the caller gets it, the queue keeps the rest
+            finally:
+                self.not_full.notify(len(items))
             return items
 
     def shutdown(self, immediate=False):
@@ -362,9 +374,8 @@ class SimpleQueue:
         available, else raise the Empty exception ('timeout' is ignored
         in that case).
         """
-        if timeout is not None and timeout < 0:
-            raise ValueError(_NEGATIVE_TIMEOUT)
-        if not self._count.acquire(block, timeout):
+        _check_timeout(block, timeout)
+        if not self._count.acquire(block, timeout if block else None):  # timeout ignored unless blocking
             raise Empty
         return self._queue.popleft()
 
@@ -394,9 +405,8 @@ class SimpleQueue:
     def get_many(self, max_items, block=True, timeout=None):
         """Remove and return a list of up to `max_items` items, waiting only for the first (fastq extra)."""
         max_items = _max_items(max_items)
-        if timeout is not None and timeout < 0:
-            raise ValueError(_NEGATIVE_TIMEOUT)
-        if not self._count.acquire(block, timeout):
+        _check_timeout(block, timeout)
+        if not self._count.acquire(block, timeout if block else None):  # timeout ignored unless blocking
             raise Empty
         n = 1
         while n < max_items and self._count.acquire(False):
