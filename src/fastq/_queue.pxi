@@ -3,7 +3,7 @@
 # somebody waits. A subclass that overrides _init/_qsize/_put/_get runs the pure core's exact
 # algorithm (fastq.pure._queue) on this object instead, with a real mutex and conditions.
 
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyTypeObject, traverseproc, visitproc, inquiry
 from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock,
                                PyThread_acquire_lock, PyThread_release_lock, PyThread_get_thread_ident,
                                NOWAIT_LOCK, WAIT_LOCK)
@@ -587,6 +587,7 @@ cdef class SimpleQueue:
     put_many() and get_many()."""
     cdef fq_ring ring
     cdef fq_cond c_not_empty
+    cdef object _unused  # an object field makes Cython give the type GC support (see the end)
     cdef object __weakref__
 
     def __cinit__(self):
@@ -682,3 +683,43 @@ cdef class SimpleQueue:
     @classmethod
     def __class_getitem__(cls, item):
         return types.GenericAlias(cls, item)
+
+
+# The garbage collector must see the queued items (a queue holding an object that holds the
+# queue is a cycle). Cython generates tp_traverse/tp_clear for the declared object fields only,
+# so wrap them to visit and clear the ring as well. Python subclasses call the slot at run time.
+cdef traverseproc _queue_traverse_fields = (<PyTypeObject*>Queue).tp_traverse
+cdef traverseproc _simple_traverse_fields = (<PyTypeObject*>SimpleQueue).tp_traverse
+cdef inquiry _queue_clear_fields = (<PyTypeObject*>Queue).tp_clear
+cdef inquiry _simple_clear_fields = (<PyTypeObject*>SimpleQueue).tp_clear
+
+cdef int _visit_ring(fq_ring *r, visitproc visit, void *arg) noexcept:
+    cdef Py_ssize_t i
+    cdef int err
+    for i in range(r.count):
+        err = visit(fq_ring_slot(r, i)[0], arg)
+        if err:
+            return err
+    return 0
+
+cdef int _queue_traverse(PyObject *o, visitproc visit, void *arg) noexcept:
+    cdef int err = _queue_traverse_fields(o, visit, arg)
+    return err if err else _visit_ring(&(<Queue>o).ring, visit, arg)
+
+cdef int _simple_traverse(PyObject *o, visitproc visit, void *arg) noexcept:
+    cdef int err = _simple_traverse_fields(o, visit, arg)
+    return err if err else _visit_ring(&(<SimpleQueue>o).ring, visit, arg)
+
+cdef int _queue_clear(object o) except -1:
+    fq_ring_clear(&(<Queue>o).ring)
+    return _queue_clear_fields(o)
+
+cdef int _simple_clear(object o) except -1:
+    fq_ring_clear(&(<SimpleQueue>o).ring)
+    return _simple_clear_fields(o)
+
+for _t in (Queue, LifoQueue, PriorityQueue):
+    (<PyTypeObject*>_t).tp_traverse = <traverseproc>_queue_traverse
+    (<PyTypeObject*>_t).tp_clear = <inquiry>_queue_clear
+(<PyTypeObject*>SimpleQueue).tp_traverse = <traverseproc>_simple_traverse
+(<PyTypeObject*>SimpleQueue).tp_clear = <inquiry>_simple_clear
