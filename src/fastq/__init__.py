@@ -21,16 +21,16 @@ if os.environ.get("FASTQ_PURE_PYTHON", "") in ("", "0"):
         warnings.warn(f"fastq: C extension unavailable ({exc}); using the pure-Python cores", RuntimeWarning)
 
 if _c_core is not None:
-    from ._core import LifoQueue, PriorityQueue, Queue, SimpleQueue
+    from ._core import LifoQueue, PriorityQueue, Queue, ReorderBuffer, SimpleQueue
 
     IMPLEMENTATION = "c"
 else:
-    from .pure import LifoQueue, PriorityQueue, Queue, SimpleQueue
+    from .pure import LifoQueue, PriorityQueue, Queue, ReorderBuffer, SimpleQueue
 
     IMPLEMENTATION = "python"
 
 __all__ = [
-    "Queue", "LifoQueue", "PriorityQueue", "SimpleQueue",
+    "Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "ReorderBuffer",
     "Empty", "Full", "ShutDown", "Closed", "Done", "WorkerError", "WorkerDied", "QueueCorrupted",
     "IMPLEMENTATION", "pure", "__version__",
 ]

@@ -3,3 +3,4 @@
 cimport cython
 
 include "_queue.pxi"
+include "_reorder.pxi"
