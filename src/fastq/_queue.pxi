@@ -608,7 +608,7 @@ cdef class SimpleQueue:
         fq_cond_signal(&self.c_not_empty)
 
     cdef int _wait(self, object block, object timeout) except -1:
-        cdef fq_time_t deadline = _deadline(True, timeout)
+        cdef fq_time_t deadline = _deadline(block, timeout)
         if self.ring.count == 0:
             if not block:
                 raise Empty
