@@ -29,8 +29,14 @@ else:
 
     IMPLEMENTATION = "python"
 
+from . import closable as _closable, pipeline as _pipeline
+
+ClosableQueue, StoppableWorker = _closable.bind(Queue)
+multiplex, merge = _pipeline.bind(ClosableQueue)
+
 __all__ = [
     "Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "ReorderBuffer",
+    "ClosableQueue", "StoppableWorker", "multiplex", "merge",
     "Empty", "Full", "ShutDown", "Closed", "Done", "WorkerError", "WorkerDied", "QueueCorrupted",
     "IMPLEMENTATION", "pure", "__version__",
 ]

@@ -2,11 +2,16 @@
 from ..errors import Closed, Done, Empty, Full, QueueCorrupted, ShutDown, WorkerDied, WorkerError
 from ._queue import LifoQueue, PriorityQueue, Queue, SimpleQueue
 from ._reorder import ReorderBuffer
+from .. import closable as _closable, pipeline as _pipeline
+
+ClosableQueue, StoppableWorker = _closable.bind(Queue)
+multiplex, merge = _pipeline.bind(ClosableQueue)
 
 IMPLEMENTATION = "python"
 
 __all__ = [
     "Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "ReorderBuffer",
+    "ClosableQueue", "StoppableWorker", "multiplex", "merge",
     "Empty", "Full", "ShutDown", "Closed", "Done", "WorkerError", "WorkerDied", "QueueCorrupted",
     "IMPLEMENTATION",
 ]

@@ -1,0 +1,86 @@
+"""Pipeline helpers: multiplex (one queue to n) and merge (n queues to one).
+
+They take any object with get() and return ClosableQueues fed by daemon threads. A stream ends
+when its source raises ShutDown (Closed included) or Done, and the end propagates: the outputs
+are closed. A pump also stops when its output is closed under it. `maxsize=` bounds every
+output; with multiplex a slow branch then holds back the others (back-pressure). A source with
+task_done() gets it for every item forwarded, so joining the source still works.
+"""
+import functools
+import threading
+
+from .errors import Done, ShutDown
+
+_END = (ShutDown, Done)
+
+
+def _pump(source, put):
+    """Forward items from source through put() until either end stops."""
+    task_done = getattr(source, "task_done", None)
+    while True:
+        try:
+            item = source.get()
+        except _END:
+            return
+        try:
+            put(item)
+        except ShutDown:  # the output was closed under us
+            return
+        finally:
+            if task_done is not None:
+                try:
+                    task_done()
+                except ValueError:  # a source whose task count does not track gets
+                    task_done = None
+
+
+def _start(target, *args):
+    threading.Thread(target=target, args=args, daemon=True, name="fastq-pipeline").start()
+
+
+@functools.cache
+def bind(ClosableQueue):
+    """multiplex and merge for one core's ClosableQueue."""
+
+    def multiplex(n, q, **kw):
+        """Return n ClosableQueues that each receive every item of q, in q's order."""
+        outs = [ClosableQueue(**kw) for _ in range(n)]
+
+        def broadcast(item):
+            for out in outs:
+                out.put(item)
+
+        def run():
+            try:
+                _pump(q, broadcast)
+            finally:
+                for out in outs:
+                    out.close()
+
+        _start(run)
+        return outs
+
+    def merge(*qs, **kw):
+        """Return one ClosableQueue that receives the items of every q (each source's order
+        kept); it is closed once every source has ended."""
+        out = ClosableQueue(**kw)
+        left = [len(qs)]
+        lock = threading.Lock()
+
+        def run(source):
+            try:
+                _pump(source, out.put)
+            finally:
+                with lock:
+                    left[0] -= 1
+                    last = left[0] == 0
+                if last:
+                    out.close()
+
+        for source in qs:
+            _start(run, source)
+        if not qs:
+            out.close()
+        return out
+
+    return multiplex, merge
