@@ -29,14 +29,20 @@ else:
 
     IMPLEMENTATION = "python"
 
+# The C ProcessQueue is Linux first: elsewhere (or before it is built) fastq.ProcessQueue is the pure twin.
+ProcessQueue = getattr(_c_core, "ProcessQueue", None) or pure.ProcessQueue
+# the core ("c" or "python") behind each class: IMPLEMENTATION, except where a C class is not built here
+IMPLEMENTATIONS = dict.fromkeys(("Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "ReorderBuffer"), IMPLEMENTATION)
+IMPLEMENTATIONS["ProcessQueue"] = "python" if ProcessQueue is pure.ProcessQueue else "c"
+
 from . import closable as _closable, pipeline as _pipeline
 
 ClosableQueue, StoppableWorker = _closable.bind(Queue)
 multiplex, merge = _pipeline.bind(ClosableQueue)
 
 __all__ = [
-    "Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "ReorderBuffer",
+    "Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "ReorderBuffer", "ProcessQueue",
     "ClosableQueue", "StoppableWorker", "multiplex", "merge",
     "Empty", "Full", "ShutDown", "Closed", "Done", "WorkerError", "WorkerDied", "QueueCorrupted",
-    "IMPLEMENTATION", "pure", "__version__",
+    "IMPLEMENTATION", "IMPLEMENTATIONS", "pure", "__version__",
 ]

@@ -1,5 +1,6 @@
 """fastq's public API on the pure-Python cores: the fallback, and the yardstick for benchmarks."""
 from ..errors import Closed, Done, Empty, Full, QueueCorrupted, ShutDown, WorkerDied, WorkerError
+from ._process import ProcessQueue
 from ._queue import LifoQueue, PriorityQueue, Queue, SimpleQueue
 from ._reorder import ReorderBuffer
 from .. import closable as _closable, pipeline as _pipeline
@@ -10,7 +11,7 @@ multiplex, merge = _pipeline.bind(ClosableQueue)
 IMPLEMENTATION = "python"
 
 __all__ = [
-    "Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "ReorderBuffer",
+    "Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "ReorderBuffer", "ProcessQueue",
     "ClosableQueue", "StoppableWorker", "multiplex", "merge",
     "Empty", "Full", "ShutDown", "Closed", "Done", "WorkerError", "WorkerDied", "QueueCorrupted",
     "IMPLEMENTATION",

@@ -1,0 +1,361 @@
+"""Pure-Python twin of ProcessQueue: multiprocessing's own JoinableQueue plus fastq's extras.
+
+This is the yardstick for the C ProcessQueue and what users have today: a pipe, a feeder thread and
+POSIX semaphores. On top of multiprocessing.JoinableQueue it adds:
+
+- serialization in put(): an unpicklable item raises at the call and leaves the queue unchanged
+  (multiprocessing.Queue pickles in its feeder thread and only prints the traceback). The feeder then
+  writes the bytes put() already made: it is handed a tiny token per item and takes the real bytes
+  from a side deque, so a message is pickled once and copied as often as in multiprocessing.Queue;
+- shutdown(immediate=False) with Python 3.13's queue.Queue semantics across processes: the state lives
+  in shared memory, and blocked getters and putters wait in short slices that re-check it;
+- an exact, shared count of queued items (put minus got, items still in a feeder thread included):
+  qsize() works on every platform (multiprocessing's raises NotImplementedError on macOS), empty() is
+  True only when nothing is queued anywhere, get() after a non-immediate shutdown keeps waiting for
+  items accepted before it, and get_nowait() gives an item that is accepted but still on its way
+  through a feeder thread up to _IN_FLIGHT_GRACE seconds to arrive (multiprocessing.Queue raises Empty
+  right after its own put());
+- put_many(), get_many() and join(timeout) -> bool.
+
+Crash tolerance is the C core's promise, not this one's: a process killed while it holds one of
+multiprocessing's locks, or with items in its feeder thread, can hang the others (ARCHITECTURE.md).
+"""
+import collections
+import multiprocessing
+import multiprocessing.queues
+from multiprocessing.reduction import ForkingPickler
+from operator import index
+from time import monotonic
+
+from ..errors import Empty, Full, ShutDown
+from ._queue import _check_timeout, _max_items, _with_inserted
+
+__all__ = ["ProcessQueue"]
+
+# Blocked waits re-check the shared shutdown state this often (seconds); the C core's slice is 20 ms.
+_SLICE = 0.02
+# How long get_nowait() waits for an item that is counted as queued but not in the pipe yet.
+_IN_FLIGHT_GRACE = 0.1
+
+# the shared state: _state[_SHUTDOWN] is _OPEN, _SHUT or _IMMEDIATE; _state[_ITEMS] the queued items
+_SHUTDOWN, _ITEMS = 0, 1
+_OPEN, _SHUT, _IMMEDIATE = 0, 1, 2
+
+_PROTOCOL = 5  # as the C core: numpy arrays and other buffers are written in one copy
+_dumps = ForkingPickler.dumps
+_loads = ForkingPickler.loads
+_TOKEN = None  # what the feeder thread pickles in place of each item (see _start_thread)
+
+
+class ProcessQueue(multiprocessing.queues.JoinableQueue):
+    """A multiprocessing.JoinableQueue with errors at put(), shutdown(), put_many() and get_many().
+
+    `maxsize` counts items (0 or less: unbounded; put() then never blocks). `capacity` (the C core's
+    ring size in bytes) and `named` (the C core's named segment) are accepted and ignored here.
+    `ctx` is the multiprocessing context whose locks and semaphores the queue uses (default: the
+    default context, as multiprocessing.Queue). Pass it to child processes as multiprocessing.Queue:
+    as an argument of Process (fork, spawn, forkserver) or by inheritance; pickling it at any other
+    time raises RuntimeError.
+    """
+
+    def __init__(self, maxsize=0, *, capacity=None, ctx=None, named=False):
+        maxsize = index(maxsize)
+        if capacity is not None:
+            capacity = index(capacity)
+            if capacity <= 0:
+                raise ValueError("'capacity' must be a positive number of bytes")
+        ctx = multiprocessing.get_context() if ctx is None else ctx.get_context()
+        super().__init__(maxsize, ctx=ctx)
+        self._fastq_maxsize = max(maxsize, 0)
+        self._capacity = capacity
+        self._named = bool(named)
+        self._state = ctx.RawArray("q", 2)  # guarded by self._cond (the JoinableQueue's)
+
+    # --- multiprocessing plumbing -------------------------------------------------------------
+
+    def __getstate__(self):
+        # JoinableQueue's state starts with context.assert_spawning(self): outside process spawning
+        # this raises "ProcessQueue objects should only be shared between processes through inheritance"
+        return super().__getstate__() + (self._state, self._fastq_maxsize, self._capacity, self._named)
+
+    def __setstate__(self, state):
+        super().__setstate__(state[:-4])
+        self._state, self._fastq_maxsize, self._capacity, self._named = state[-4:]
+
+    def _start_thread(self):
+        # The feeder thread pickles each buffer entry and hands the result to self._send_bytes, both
+        # captured when it starts. put() has pickled the item already: the buffer holds a token and
+        # the side deque the bytes, in the same order, and the feeder's send_bytes writes those.
+        # The closure does not reference self, so the queue can still be garbage collected.
+        side = self._side = collections.deque()
+        popleft, send = side.popleft, self._writer.send_bytes
+
+        def send_pickled(_token, popleft=popleft, send=send):
+            send(popleft())
+
+        self._send_bytes = send_pickled
+        super()._start_thread()
+
+    def _check_open(self):
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+
+    # --- putting ------------------------------------------------------------------------------
+
+    def _acquire_slot(self, block, deadline):
+        """Take one slot of the maxsize semaphore, or raise Full or ShutDown."""
+        sem = self._sem
+        if sem.acquire(False):
+            return
+        if not block:
+            raise Full
+        state = self._state
+        while True:
+            if state[_SHUTDOWN]:
+                raise ShutDown
+            wait = _SLICE
+            if deadline is not None:
+                wait = deadline - monotonic()
+                if wait <= 0.0:
+                    raise Full
+                wait = min(wait, _SLICE)
+            if sem.acquire(True, wait):
+                return
+
+    def _commit(self, datas):
+        """Queue `datas` (pickled items) whose slots are taken; on ShutDown give the slots back."""
+        n = len(datas)
+        state = self._state
+        with self._cond:
+            if state[_SHUTDOWN]:
+                for _ in range(n):
+                    self._sem.release()
+                raise ShutDown
+            state[_ITEMS] += n
+            release = self._unfinished_tasks.release
+            for _ in range(n):
+                release()
+        with self._notempty:
+            if self._thread is None:
+                self._start_thread()
+            self._side.extend(datas)
+            self._buffer.extend([_TOKEN] * n)
+            self._notempty.notify()
+
+    def put(self, obj, block=True, timeout=None):
+        """Put `obj` into the queue; the same as multiprocessing.Queue.put, except that `obj` is
+        pickled here (an unpicklable item raises here and nothing is queued), a negative timeout
+        raises ValueError, and a shut-down queue raises ShutDown."""
+        self._check_open()
+        _check_timeout(block, timeout)
+        if self._state[_SHUTDOWN]:
+            raise ShutDown
+        data = _dumps(obj, _PROTOCOL)
+        self._acquire_slot(block, None if timeout is None or not block else monotonic() + timeout)
+        self._commit((data,))
+
+    def put_nowait(self, obj):
+        return self.put(obj, False)
+
+    def put_many(self, items, block=True, timeout=None):
+        """Put every item of `items`, in order (fastq extra).
+
+        Every item is pickled first: an unpicklable one raises before anything is queued. Blocks as
+        put() does while the queue is full; if it times out (or, with block false, finds no room) it
+        raises Full after inserting a prefix, with the count in the exception's `inserted`
+        attribute. Raises ShutDown (also with `inserted`) if the queue is or gets shut down.
+        """
+        self._check_open()
+        _check_timeout(block, timeout)
+        if self._state[_SHUTDOWN]:
+            raise _with_inserted(ShutDown(), 0)
+        datas = [_dumps(obj, _PROTOCOL) for obj in items]
+        deadline = None if timeout is None or not block else monotonic() + timeout
+        acquire = self._sem.acquire
+        inserted, n = 0, len(datas)
+        while inserted < n:
+            try:
+                self._acquire_slot(block, deadline)
+            except (Full, ShutDown) as exc:
+                raise _with_inserted(exc, inserted) from None
+            k = 1
+            while inserted + k < n and acquire(False):
+                k += 1
+            try:
+                self._commit(datas[inserted:inserted + k])
+            except ShutDown as exc:
+                raise _with_inserted(exc, inserted) from None
+            inserted += k
+
+    # --- getting ------------------------------------------------------------------------------
+
+    def _recv(self, wait, max_items=1):
+        """Up to `max_items` pickled items from the pipe, waiting at most `wait` seconds (0: do not
+        wait) for the first; [] if none came. Raises ShutDown after an immediate shutdown."""
+        rlock = self._rlock
+        if not (rlock.acquire(True, wait) if wait > 0.0 else rlock.acquire(False)):
+            return []
+        try:
+            poll = self._poll
+            if not poll(wait):
+                return []
+            recv, release = self._recv_bytes, self._sem.release
+            got = [recv()]
+            release()
+            while len(got) < max_items and poll():
+                got.append(recv())
+                release()
+            # counted under the read lock, so a getter that takes the lock next sees an exact count
+            state = self._state
+            with self._cond:
+                if state[_SHUTDOWN] == _IMMEDIATE:  # shutdown(immediate=True) counted them discarded
+                    raise ShutDown
+                state[_ITEMS] -= len(got)
+            return got
+        finally:
+            rlock.release()
+
+    def _get(self, block, timeout, max_items):
+        self._check_open()
+        _check_timeout(block, timeout)
+        state = self._state
+        deadline = None if timeout is None or not block else monotonic() + timeout
+        grace_end = None
+        while True:
+            shutdown = state[_SHUTDOWN]
+            if shutdown == _IMMEDIATE:
+                self._discard()
+                raise ShutDown
+            if shutdown and state[_ITEMS] <= 0:
+                raise ShutDown
+            if not block:
+                got = self._recv(0.0, max_items)
+                if got:
+                    return got
+                if state[_ITEMS] <= 0:
+                    raise Empty
+                # queued, but still on its way through some feeder thread
+                now = monotonic()
+                if grace_end is None:
+                    grace_end = now + _IN_FLIGHT_GRACE
+                elif now >= grace_end:
+                    raise Empty
+                got = self._recv(min(_SLICE, grace_end - now), max_items)
+                if got:
+                    return got
+                continue
+            wait = _SLICE
+            if deadline is not None:
+                wait = min(_SLICE, max(deadline - monotonic(), 0.0))
+            got = self._recv(wait, max_items)
+            if got:
+                return got
+            if deadline is not None and monotonic() >= deadline:
+                raise Empty
+
+    def get(self, block=True, timeout=None):
+        """Remove and return an item; the same as multiprocessing.Queue.get, except that a negative
+        timeout raises ValueError and a shut-down queue raises ShutDown (once drained, or at once
+        after an immediate shutdown)."""
+        return _loads(self._get(block, timeout, 1)[0])
+
+    def get_nowait(self):
+        return self.get(False)
+
+    def get_many(self, max_items, block=True, timeout=None):
+        """Remove and return a list of up to `max_items` items (fastq extra).
+
+        Waits, as get() does, only for the first item; then takes what is already in the pipe.
+        """
+        max_items = _max_items(max_items)
+        return [_loads(data) for data in self._get(block, timeout, max_items)]
+
+    def _discard(self):
+        """After an immediate shutdown: drop what is in the pipe and in this process's feeder
+        buffer (they were counted as discarded and done), giving back their maxsize slots."""
+        with self._notempty:
+            tokens = sum(1 for entry in self._buffer if entry is _TOKEN)
+            if tokens:
+                kept = [entry for entry in self._buffer if entry is not _TOKEN]  # the feeder's sentinel
+                self._buffer.clear()
+                self._buffer.extend(kept)
+                # the side deque may hold one more entry at its left (the feeder popped its token and
+                # is about to write it): drop from the right
+                for _ in range(tokens):
+                    self._side.pop()
+                    self._sem.release()
+        if self._closed or not self._rlock.acquire(False):
+            return
+        try:
+            while self._poll():
+                self._recv_bytes()
+                self._sem.release()
+        finally:
+            self._rlock.release()
+
+    # --- sizes ----------------------------------------------------------------------------------
+
+    @property
+    def maxsize(self):
+        """The maxsize given at construction (0: unbounded)."""
+        return self._fastq_maxsize
+
+    def qsize(self):
+        """The number of items put and not yet got, across processes (approximate while others are
+        putting or getting). Works on every platform."""
+        return max(self._state[_ITEMS], 0)
+
+    def empty(self):
+        return self.qsize() == 0
+
+    def full(self):
+        return 0 < self._fastq_maxsize <= self.qsize()
+
+    # --- joinable and shutdown --------------------------------------------------------------------
+
+    def join(self, timeout=None):
+        """Block until every item put has been got and task_done() called for it, or, with a
+        `timeout` in seconds, until it expires. Returns True when all tasks are done, False on
+        timeout (fastq extra: multiprocessing's join() takes no timeout and returns None)."""
+        if timeout is not None and timeout < 0:
+            raise ValueError("'timeout' must be a non-negative number")
+        deadline = None if timeout is None else monotonic() + timeout
+        is_zero = self._unfinished_tasks._semlock._is_zero
+        with self._cond:
+            while not is_zero():
+                if deadline is None:
+                    self._cond.wait()
+                else:
+                    remaining = deadline - monotonic()
+                    if remaining <= 0.0:
+                        return False
+                    self._cond.wait(remaining)
+            return True
+
+    def shutdown(self, immediate=False):
+        """Shut the queue down, as Python 3.13's queue.Queue.shutdown, for every process using it.
+
+        put() then raises ShutDown everywhere; get() raises ShutDown once the queue is drained. With
+        `immediate`, the queued items are discarded and counted as done (join() returns once the
+        items already got are done too) and get() raises ShutDown at once. Blocked putters and
+        getters wake within _SLICE seconds.
+        """
+        state = self._state
+        with self._cond:
+            if immediate:
+                state[_SHUTDOWN] = _IMMEDIATE
+                discarded, state[_ITEMS] = state[_ITEMS], 0
+                acquire = self._unfinished_tasks.acquire
+                for _ in range(max(discarded, 0)):
+                    if not acquire(False):
+                        break
+                self._cond.notify_all()
+            elif state[_SHUTDOWN] == _OPEN:
+                state[_SHUTDOWN] = _SHUT
+        if immediate:
+            self._discard()
+
+    @property
+    def is_shutdown(self):
+        """True once shutdown() was called, in any process (as queue.Queue.is_shutdown)."""
+        return self._state[_SHUTDOWN] != _OPEN
