@@ -17,16 +17,19 @@ if os.environ.get("FASTQ_NO_EXTENSIONS", "") in ("", "0"):
         flags = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1", "-g"]
         extra_compile_args += flags
         extra_link_args += flags
+    def extension(name):
+        return Extension(
+            f"fastq.{name}",
+            [f"src/fastq/{name}.pyx"],
+            include_dirs=["src/fastq/_c"],
+            extra_compile_args=extra_compile_args,
+            extra_link_args=extra_link_args,
+        )
+
+    # The shared-memory ring (ProcessQueue) is Linux-first: elsewhere fastq uses the pure twin.
+    names = ["_core"] + (["_shm"] if sys.platform.startswith("linux") else [])
     ext_modules = cythonize(
-        [
-            Extension(
-                "fastq._core",
-                ["src/fastq/_core.pyx"],
-                include_dirs=["src/fastq/_c"],
-                extra_compile_args=extra_compile_args,
-                extra_link_args=extra_link_args,
-            )
-        ],
+        [extension(name) for name in names],
         compiler_directives={"language_level": 3},
     )
 

@@ -4,3 +4,10 @@ cimport cython
 
 include "_queue.pxi"
 include "_reorder.pxi"
+
+# ProcessQueue's ring lives in its own module, built on Linux only (setup.py); where it is
+# missing, fastq uses the pure ProcessQueue.
+try:
+    from fastq._shm import ProcessQueue
+except ImportError:
+    pass

@@ -1,0 +1,152 @@
+/* Process identity, liveness and futex waits for the shared-memory ring (Linux).
+ *
+ * ident = pid (22 bits) | start time << 22 (38 bits, clock ticks since boot, /proc/<pid>/stat
+ * field 22): it names one process for its whole life, since a reused pid has another start time.
+ * A participant is dead when kill(pid, 0) fails with ESRCH, when its start time differs, or when
+ * it is a zombie (state Z or X): a killed child its parent has not reaped yet must count as dead,
+ * or a parent blocked on the zombie's record would never reap it.
+ *
+ * The process's own ident is computed once and recomputed in a fork child by a pthread_atfork
+ * handler (which also covers forks made from C).
+ */
+#ifndef FASTQ_PROC_H
+#define FASTQ_PROC_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/futex.h>
+
+#define FQ_PID_BITS 22
+#define FQ_PID_MASK ((UINT64_C(1) << FQ_PID_BITS) - 1)
+#define FQ_START_MASK ((UINT64_C(1) << 38) - 1)
+
+/* Read state (field 3) and start time (field 22) of /proc/<pid>/stat. 0, or -1 if unreadable. */
+static int fq_proc_stat(uint32_t pid, char *state, uint64_t *start)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');  /* the command name may hold spaces and parentheses */
+    if (p == NULL || p[1] != ' ')
+        return -1;
+    p += 2;
+    *state = *p;
+    for (int field = 3; field < 22; field++) {
+        p = strchr(p, ' ');
+        if (p == NULL)
+            return -1;
+        p++;
+    }
+    *start = strtoull(p, NULL, 10);
+    return 0;
+}
+
+static uint64_t fq_self_ident_value;
+
+static void fq_compute_self_ident(void)
+{
+    uint32_t pid = (uint32_t)getpid();
+    char state;
+    uint64_t start = 0;
+    if (fq_proc_stat(pid, &state, &start) < 0)
+        start = 0;
+    fq_self_ident_value = ((start & FQ_START_MASK) << FQ_PID_BITS) | (pid & FQ_PID_MASK);
+}
+
+static int fq_ident_setup(void)
+{
+    fq_compute_self_ident();
+    if ((getpid() & ~FQ_PID_MASK) != 0)
+        return -1;  /* pid_max above 2^22: identities would not fit */
+    return pthread_atfork(NULL, NULL, fq_compute_self_ident);
+}
+
+static inline uint64_t fq_self_ident(void) { return fq_self_ident_value; }
+
+static inline uint32_t fq_ident_pid(uint64_t ident) { return (uint32_t)(ident & FQ_PID_MASK); }
+
+static inline int fq_ident_valid(uint64_t ident)
+{
+    return ident != 0 && (ident >> 60) == 0 && fq_ident_pid(ident) != 0;
+}
+
+/* 1 when the process named by ident is certainly gone (or a zombie), else 0. */
+static int fq_ident_dead(uint64_t ident)
+{
+    uint32_t pid = fq_ident_pid(ident);
+    if (pid == 0)
+        return 1;
+    if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+        return 1;
+    char state;
+    uint64_t start;
+    if (fq_proc_stat(pid, &state, &start) < 0)
+        return 0;  /* cannot tell: presume alive */
+    if (state == 'Z' || state == 'X')
+        return 1;
+    return ((start & FQ_START_MASK) << FQ_PID_BITS | pid) != ident;
+}
+
+/* The inode of this process's pid namespace, 0 if unknown. */
+static uint64_t fq_pidns(void)
+{
+    struct stat st;
+    if (stat("/proc/self/ns/pid", &st) < 0)
+        return 0;
+    return (uint64_t)st.st_ino;
+}
+
+static inline int64_t fq_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Shared (not FUTEX_PRIVATE) futexes: the key is the memory object, so they work across
+ * processes that map the same segment, forked or spawned. */
+static inline void fq_futex_wake(_Atomic uint32_t *word, int n)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, n, NULL, NULL, 0);
+}
+
+/* Sleep while *word == expected, at most timeout_ns. Returns when woken, on timeout, on a
+ * signal, or at once if the word has changed. */
+static inline void fq_futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns)
+{
+    struct timespec ts;
+    ts.tv_sec = (time_t)(timeout_ns / 1000000000);
+    ts.tv_nsec = (long)(timeout_ns % 1000000000);
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expected, &ts, NULL, 0);
+}
+
+static inline void fq_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+#endif /* FASTQ_PROC_H */

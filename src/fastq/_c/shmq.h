@@ -1,0 +1,780 @@
+/* fq_shmq: the shared-memory ring behind ProcessQueue (design: shared/design/SHM-QUEUE.md).
+ *
+ * One segment: a 4 KiB header, then an arena of `cap` bytes (a power of two). Cursors are
+ * absolute 64-bit byte positions that only grow (no ABA); a record lives at (cursor & (cap-1)),
+ * 64-byte aligned, never crossing the arena's end (a PAD record fills the rest of a lap).
+ *
+ *   free <= head <= tail <= free + cap
+ *   [free, head): claimed or skipped records, not yet released for reuse
+ *   [head, tail): records waiting for a consumer (WRITING while their producer copies)
+ *
+ * Who writes what:
+ *   producers, under the reserve lock (rlock = owner ident): a record header, then tail
+ *     (release), then next_seq. The payload is copied after unlocking, then the state is CAS'd
+ *     WRITING|ident -> READY|lap. The lock owner is named in the lock word, and `undo` holds
+ *     {tail, next_seq} as they were when the lock was last free, so a thief can repair next_seq.
+ *   consumers, lock-free: CAS state READY|lap -> READING|ident, CAS head forward, copy out,
+ *     CAS READING|ident -> DONE|lap, then walk `free` forward over DONE/PAD/ABANDONED records.
+ *
+ * What a SIGKILL leaves behind, and who repairs it:
+ *   - a producer holding the lock: the next producer that waits a whole slice finds the owner
+ *     dead, steals the lock with a CAS on its exact value and repairs next_seq from undo;
+ *   - a producer that died copying: its WRITING record reaches head; a consumer that has seen
+ *     it there for a slice finds the owner dead and marks it ABANDONED (the message is lost);
+ *   - a consumer that died reading: its READING record stops `free`; a producer that finds the
+ *     ring full checks the reader, and marks a dead one's record DONE (the message is lost);
+ *   - a waiter that died asleep: its count in *_waiters stays, costing spurious wakes only.
+ *
+ * Counts are derived: items = next_seq - seq(record at head), unfinished = next_seq - dones.
+ * Every value read from the segment is loaded once into a local and validated before use;
+ * anything no correct participant could have written gives FQ_CORRUPT.
+ *
+ * No function here touches Python: the Cython face calls them without the GIL and loops,
+ * re-taking the GIL between slices to run signal handlers and check deadlines.
+ */
+#ifndef FASTQ_SHMQ_H
+#define FASTQ_SHMQ_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include "proc.h"
+
+#define FQ_SHM_MAGIC UINT64_C(0x4D48535154534146) /* "FASTQSHM" little-endian */
+#define FQ_SHM_VERSION 1
+#define FQ_SHM_HEADER 4096
+#define FQ_REC_HDR 32
+#define FQ_SLICE_NS INT64_C(20000000) /* bounds crash recovery, shutdown and Ctrl-C latency */
+#define FQ_MAX_NBUFS 4096
+
+enum { FQ_OK = 0, FQ_AGAIN = 1, FQ_SHUT = 2, FQ_CORRUPT = 3, FQ_LOCKED = 4, FQ_TOOBIG = 5 };
+enum { FQ_WRITING = 1, FQ_READY = 2, FQ_READING = 3, FQ_DONE = 4, FQ_PAD = 5, FQ_ABANDONED = 6 };
+enum { FQ_KIND_PICKLE = 0, FQ_KIND_BYTES = 1, FQ_KIND_BYTEARRAY = 2, FQ_KIND_SPILL = 3 };
+
+#define FQ_LOW60 ((UINT64_C(1) << 60) - 1)
+#define FQ_LINE _Alignas(64)
+
+typedef struct {
+    FQ_LINE uint64_t magic;
+    uint32_t version, header_size;
+    uint64_t cap, maxsize, pidns, flags;
+    FQ_LINE _Atomic uint64_t tail;        /* producers' line */
+    _Atomic uint64_t next_seq;
+    _Atomic uint64_t rlock;
+    _Atomic uint64_t undo_tail, undo_seq;
+    FQ_LINE _Atomic uint64_t head;        /* consumers' line */
+    FQ_LINE _Atomic uint64_t free;        /* release line */
+    _Atomic uint64_t dones;
+    FQ_LINE _Atomic uint32_t ne_seq, ne_waiters;
+    FQ_LINE _Atomic uint32_t nf_seq, nf_waiters;
+    FQ_LINE _Atomic uint32_t jd_seq, jd_waiters;
+    FQ_LINE _Atomic uint32_t lk_seq, lk_waiters;
+    FQ_LINE _Atomic uint32_t shutdown;
+} fq_shm_header;
+
+_Static_assert(sizeof(fq_shm_header) <= FQ_SHM_HEADER, "header fits its page");
+
+typedef struct {
+    _Atomic uint64_t state;
+    uint64_t seq;  /* record number; a PAD carries the next record's */
+    uint64_t pos;  /* its own cursor */
+    uint32_t size; /* whole record, a multiple of 64 */
+    uint32_t len;  /* payload bytes */
+} fq_rec;
+
+typedef struct {
+    char *base;
+    size_t map_size;
+    fq_shm_header *hdr;
+    char *arena;
+    uint64_t cap;
+    unsigned lap_shift;
+    /* this handle's view, for waits and dead-writer detection */
+    uint64_t seen_cursor;
+    int64_t seen_since;
+    uint64_t full_free, full_head;
+    int64_t last_reader_check;
+} fq_shmq;
+
+typedef struct {     /* a reserved record, being written */
+    fq_rec *rec;
+    char *payload;
+    uint64_t pos;
+} fq_wslot;
+
+typedef struct {     /* a READY record found at head */
+    fq_rec *rec;
+    const char *payload;
+    uint64_t pos, state;
+    uint32_t size, len;
+} fq_rslot;
+
+typedef struct {     /* a parsed, validated payload */
+    uint32_t nbufs, kind;
+    uint64_t main_len;
+    const char *main;
+    const char *lens;  /* nbufs little u64s, possibly unaligned: read with fq_buf_len */
+} fq_payload;
+
+static inline uint64_t fq_st(uint64_t kind, uint64_t v) { return (kind << 60) | (v & FQ_LOW60); }
+static inline uint64_t fq_lap(const fq_shmq *q, uint64_t pos) { return pos >> q->lap_shift; }
+static inline fq_rec *fq_rec_at(const fq_shmq *q, uint64_t pos)
+{
+    return (fq_rec *)(q->arena + (pos & (q->cap - 1)));
+}
+static inline uint64_t fq_align64(uint64_t n) { return (n + 63) & ~UINT64_C(63); }
+
+/* ---- payload layout: u32 nbufs, u32 kind, u64 main_len, u64 buf_len[nbufs], main bytes, then
+ * each out-of-band buffer at an offset o with (FQ_REC_HDR + o) % 64 == 0 ---- */
+
+static inline uint64_t fq_buf_start(uint64_t o) { return fq_align64(o + FQ_REC_HDR) - FQ_REC_HDR; }
+
+/* Payload bytes for these parts, or UINT64_MAX on overflow. */
+static uint64_t fq_payload_len(uint32_t nbufs, uint64_t main_len, const uint64_t *buf_lens)
+{
+    uint64_t o = 16 + 8 * (uint64_t)nbufs;
+    if (main_len > UINT32_MAX)
+        return UINT64_MAX;
+    o += main_len;
+    for (uint32_t i = 0; i < nbufs; i++) {
+        if (buf_lens[i] > UINT32_MAX)
+            return UINT64_MAX;
+        o = fq_buf_start(o) + buf_lens[i];
+    }
+    return o;
+}
+
+static inline uint64_t fq_buf_len(const fq_payload *p, uint32_t i)
+{
+    uint64_t v;
+    memcpy(&v, p->lens + 8 * (size_t)i, 8);
+    return v;
+}
+
+/* Write the payload header; returns where the main bytes go. */
+static char *fq_payload_write_header(char *payload, uint32_t nbufs, uint32_t kind, uint64_t main_len,
+                                     const uint64_t *buf_lens)
+{
+    memcpy(payload, &nbufs, 4);
+    memcpy(payload + 4, &kind, 4);
+    memcpy(payload + 8, &main_len, 8);
+    memcpy(payload + 16, buf_lens, 8 * (size_t)nbufs);
+    return payload + 16 + 8 * (size_t)nbufs;
+}
+
+/* Check every length against `len` (overflow included). FQ_OK or FQ_CORRUPT. */
+static int fq_payload_parse(const char *payload, uint64_t len, fq_payload *p)
+{
+    if (len < 16)
+        return FQ_CORRUPT;
+    memcpy(&p->nbufs, payload, 4);
+    memcpy(&p->kind, payload + 4, 4);
+    memcpy(&p->main_len, payload + 8, 8);
+    if (p->kind > FQ_KIND_SPILL || p->nbufs > FQ_MAX_NBUFS)
+        return FQ_CORRUPT;
+    if ((p->kind != FQ_KIND_PICKLE) && p->nbufs != 0)
+        return FQ_CORRUPT;
+    uint64_t o = 16 + 8 * (uint64_t)p->nbufs;
+    if (o > len || p->main_len > len - o)
+        return FQ_CORRUPT;
+    p->lens = payload + 16;
+    p->main = payload + o;
+    o += p->main_len;
+    for (uint32_t i = 0; i < p->nbufs; i++) {
+        uint64_t b = fq_buf_len(p, i);
+        o = fq_buf_start(o);
+        if (o > len || b > len - o)
+            return FQ_CORRUPT;
+        o += b;
+    }
+    return FQ_OK;
+}
+
+/* ---- spill segments: one-off named segments for items too large for the ring ----
+ * The ring record (kind SPILL) carries the name: "/fastq-" and 24 hex digits (96 random bits).
+ * The consumer copies and unlinks it; whoever abandons or discards the record unlinks it too. */
+
+#define FQ_SPILL_NAME_LEN 31
+
+static int fq_spill_name_ok(const char *name, uint64_t len)
+{
+    if (len != FQ_SPILL_NAME_LEN || memcmp(name, "/fastq-", 7) != 0)
+        return 0;
+    for (int i = 7; i < FQ_SPILL_NAME_LEN; i++) {
+        char c = name[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return 0;
+    }
+    return 1;
+}
+
+static void fq_spill_unlink(const char *name, uint64_t len)
+{
+    char buf[FQ_SPILL_NAME_LEN + 1];
+    if (!fq_spill_name_ok(name, len))
+        return;
+    memcpy(buf, name, FQ_SPILL_NAME_LEN);
+    buf[FQ_SPILL_NAME_LEN] = '\0';
+    shm_unlink(buf);
+}
+
+/* A record that will never be read: unlink its spill segment, if it names one. */
+static void fq_forget_payload(const char *payload, uint64_t len)
+{
+    fq_payload p;
+    if (fq_payload_parse(payload, len, &p) == FQ_OK && p.kind == FQ_KIND_SPILL)
+        fq_spill_unlink(p.main, p.main_len);
+}
+
+/* Create and map a spill segment of `size` bytes (mode 0600, O_EXCL). 0 or -errno. */
+static int fq_spill_create(const char *name, uint64_t size, char **out)
+{
+    int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    int err = posix_fallocate(fd, 0, (off_t)size);  /* a full /dev/shm fails here, not with SIGBUS */
+    void *p = MAP_FAILED;
+    if (err == 0) {
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+            err = errno;
+    }
+    close(fd);
+    if (err) {
+        shm_unlink(name);
+        return -err;
+    }
+    *out = p;
+    return 0;
+}
+
+/* Map a spill segment read-only and unlink its name. 0, -errno, or FQ_CORRUPT. */
+static int fq_spill_open(const char *name, uint64_t name_len, char **out, uint64_t *size)
+{
+    char buf[FQ_SPILL_NAME_LEN + 1];
+    if (!fq_spill_name_ok(name, name_len))
+        return FQ_CORRUPT;
+    memcpy(buf, name, FQ_SPILL_NAME_LEN);
+    buf[FQ_SPILL_NAME_LEN] = '\0';
+    int fd = shm_open(buf, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    shm_unlink(buf);
+    struct stat st;
+    void *p = MAP_FAILED;
+    int err = 0;
+    if (fstat(fd, &st) < 0)
+        err = errno;
+    else if (st.st_size <= 0)
+        err = EINVAL;
+    else if ((p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED)
+        err = errno;
+    close(fd);
+    if (err)
+        return -err;
+    *out = p;
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+/* ---- waking ---- */
+
+static inline void fq_wake(_Atomic uint32_t *seq, _Atomic uint32_t *waiters, int n)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(waiters, memory_order_relaxed)) {
+        atomic_fetch_add(seq, 1);
+        fq_futex_wake(seq, n);
+    }
+}
+
+static void fq_wake_everyone(fq_shmq *q)
+{
+    fq_shm_header *h = q->hdr;
+    _Atomic uint32_t *words[] = {&h->ne_seq, &h->nf_seq, &h->jd_seq, &h->lk_seq};
+    for (int i = 0; i < 4; i++) {
+        atomic_fetch_add(words[i], 1);
+        fq_futex_wake(words[i], INT32_MAX);
+    }
+}
+
+/* ---- releasing space ---- */
+
+/* Walk `free` over released records. With check_dead, a READING record whose reader is dead is
+ * first marked DONE (its message is lost) and counted done. Never passes a live reader. */
+static void fq_advance_free(fq_shmq *q, int check_dead)
+{
+    fq_shm_header *h = q->hdr;
+    for (;;) {
+        uint64_t f0 = atomic_load_explicit(&h->free, memory_order_acquire);
+        uint64_t hd = atomic_load_explicit(&h->head, memory_order_acquire);
+        uint64_t f = f0;
+        while (f < hd) {
+            fq_rec *r = fq_rec_at(q, f);
+            uint64_t st = atomic_load_explicit(&r->state, memory_order_acquire);
+            uint64_t pos = r->pos;
+            uint32_t size = r->size;
+            if (pos != f || size < 64 || size % 64 || (f & (q->cap - 1)) + size > q->cap || size > hd - f)
+                break;  /* inconsistent: leave it to a consumer to report */
+            uint64_t kind = st >> 60, v = st & FQ_LOW60;
+            if ((kind == FQ_DONE || kind == FQ_PAD || kind == FQ_ABANDONED) && v == fq_lap(q, f)) {
+                f += size;
+                continue;
+            }
+            if (kind == FQ_READING && check_dead && fq_ident_valid(v) && fq_ident_dead(v)) {
+                if (atomic_compare_exchange_strong(&r->state, &st, fq_st(FQ_DONE, fq_lap(q, f)))) {
+                    atomic_fetch_add(&h->dones, 1);
+                    fq_wake(&h->jd_seq, &h->jd_waiters, INT32_MAX);
+                }
+                continue;
+            }
+            break;
+        }
+        if (f == f0)
+            return;
+        if (atomic_compare_exchange_strong(&h->free, &f0, f))
+            return;
+    }
+}
+
+/* ---- the reserve lock ---- */
+
+static int fq_try_lock(fq_shm_header *h, uint64_t me)
+{
+    uint64_t zero = 0;
+    return atomic_compare_exchange_strong_explicit(&h->rlock, &zero, me, memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
+static void fq_unlock(fq_shmq *q)
+{
+    fq_shm_header *h = q->hdr;
+    atomic_store_explicit(&h->undo_tail, atomic_load_explicit(&h->tail, memory_order_relaxed),
+                          memory_order_relaxed);
+    atomic_store_explicit(&h->undo_seq, atomic_load_explicit(&h->next_seq, memory_order_relaxed),
+                          memory_order_relaxed);
+    atomic_store_explicit(&h->rlock, 0, memory_order_release);
+    fq_wake(&h->lk_seq, &h->lk_waiters, 1);
+}
+
+/* Take the reserve lock, waiting at most about one slice: FQ_OK or FQ_LOCKED. A dead owner's
+ * lock is stolen and next_seq repaired from undo. */
+static int fq_lock(fq_shmq *q, uint64_t me)
+{
+    fq_shm_header *h = q->hdr;
+    for (int i = 0; i < 1000; i++) {
+        if (fq_try_lock(h, me))
+            return FQ_OK;
+        fq_cpu_relax();
+    }
+    int64_t start = fq_now_ns();
+    for (;;) {
+        uint32_t seq = atomic_load(&h->lk_seq);
+        atomic_fetch_add(&h->lk_waiters, 1);
+        if (atomic_load(&h->rlock) != 0)
+            fq_futex_wait(&h->lk_seq, seq, 2000000);
+        atomic_fetch_sub(&h->lk_waiters, 1);
+        if (fq_try_lock(h, me))
+            return FQ_OK;
+        if (fq_now_ns() - start < FQ_SLICE_NS)
+            continue;
+        uint64_t owner = atomic_load(&h->rlock);
+        if (owner != 0 && owner != me && fq_ident_dead(owner) &&
+            atomic_compare_exchange_strong(&h->rlock, &owner, me)) {
+            uint64_t tail0 = atomic_load(&h->undo_tail), seq0 = atomic_load(&h->undo_seq);
+            atomic_store(&h->next_seq, atomic_load(&h->tail) != tail0 ? seq0 + 1 : seq0);
+            return FQ_OK;
+        }
+        return FQ_LOCKED;
+    }
+}
+
+/* Messages between head and tail; call under the reserve lock for an exact answer. */
+static int fq_items(fq_shmq *q, uint64_t *items)
+{
+    fq_shm_header *h = q->hdr;
+    uint64_t hd = atomic_load_explicit(&h->head, memory_order_acquire);
+    uint64_t t = atomic_load_explicit(&h->tail, memory_order_acquire);
+    uint64_t ns = atomic_load_explicit(&h->next_seq, memory_order_acquire);
+    *items = 0;
+    if (hd == t)
+        return FQ_OK;
+    if (hd > t || t - hd > q->cap)
+        return FQ_CORRUPT;
+    fq_rec *r = fq_rec_at(q, hd);
+    uint64_t seq = r->seq;
+    if (r->pos != hd || seq > ns)
+        return atomic_load(&h->head) != hd ? FQ_OK : FQ_CORRUPT;
+    *items = ns - seq;
+    return FQ_OK;
+}
+
+/* ---- put ---- */
+
+/* Reserve a record for `len` payload bytes: FQ_OK (fill w->payload, then fq_publish), FQ_AGAIN
+ * (full: wait with fq_wait_not_full), FQ_SHUT, FQ_LOCKED (wait: call again), FQ_TOOBIG, or
+ * FQ_CORRUPT. */
+static int fq_reserve(fq_shmq *q, uint64_t me, uint64_t len, fq_wslot *w)
+{
+    fq_shm_header *h = q->hdr;
+    uint64_t cap = q->cap, size = fq_align64(FQ_REC_HDR + len);
+    if (len > UINT32_MAX || size > cap)
+        return FQ_TOOBIG;
+    int rc = fq_lock(q, me);
+    if (rc != FQ_OK)
+        return rc;
+    for (;;) {
+        if (atomic_load(&h->shutdown)) {
+            rc = FQ_SHUT;
+            break;
+        }
+        if (h->maxsize) {
+            uint64_t items;
+            if ((rc = fq_items(q, &items)) != FQ_OK)
+                break;
+            if (items >= h->maxsize) {
+                q->full_free = atomic_load(&h->free);
+                q->full_head = atomic_load(&h->head);
+                rc = FQ_AGAIN;
+                break;
+            }
+        }
+        uint64_t tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
+        uint64_t off = tail & (cap - 1);
+        uint64_t need = off + size > cap ? cap - off + size : size;
+        uint64_t fr = atomic_load_explicit(&h->free, memory_order_acquire);
+        if (fr > tail || tail - fr > cap) {
+            rc = FQ_CORRUPT;
+            break;
+        }
+        if (tail + need - fr > cap) {
+            int64_t now = fq_now_ns();
+            int check_dead = now - q->last_reader_check >= FQ_SLICE_NS;
+            if (check_dead)
+                q->last_reader_check = now;
+            fq_advance_free(q, check_dead);
+            fr = atomic_load_explicit(&h->free, memory_order_acquire);
+            if (tail + need - fr > cap) {
+                q->full_free = fr;
+                q->full_head = atomic_load(&h->head);
+                rc = FQ_AGAIN;
+                break;
+            }
+        }
+        uint64_t seq = atomic_load_explicit(&h->next_seq, memory_order_relaxed);
+        fq_rec *r = fq_rec_at(q, tail);
+        r->seq = seq;
+        r->pos = tail;
+        if (off + size > cap) {  /* pad to the end of the lap, then retry at offset 0 */
+            r->size = (uint32_t)(cap - off);
+            r->len = 0;
+            atomic_store_explicit(&r->state, fq_st(FQ_PAD, fq_lap(q, tail)), memory_order_relaxed);
+            atomic_store_explicit(&h->tail, tail + (cap - off), memory_order_release);
+            atomic_store(&h->undo_tail, tail + (cap - off));
+            continue;
+        }
+        r->size = (uint32_t)size;
+        r->len = (uint32_t)len;
+        atomic_store_explicit(&r->state, fq_st(FQ_WRITING, me), memory_order_relaxed);
+        atomic_store_explicit(&h->tail, tail + size, memory_order_release); /* linearization point */
+        atomic_store_explicit(&h->next_seq, seq + 1, memory_order_release);
+        w->rec = r;
+        w->payload = (char *)r + FQ_REC_HDR;
+        w->pos = tail;
+        rc = FQ_OK;
+        break;
+    }
+    fq_unlock(q);
+    return rc;
+}
+
+/* Mark a filled record READY and wake a consumer. Returns FQ_OK, or FQ_AGAIN if somebody had
+ * judged us dead and abandoned the record (the message is lost; put has done its part). */
+static int fq_publish(fq_shmq *q, const fq_wslot *w, uint64_t me)
+{
+    uint64_t expect = fq_st(FQ_WRITING, me);
+    int ok = atomic_compare_exchange_strong_explicit(&w->rec->state, &expect,
+                                                     fq_st(FQ_READY, fq_lap(q, w->pos)),
+                                                     memory_order_release, memory_order_relaxed);
+    fq_wake(&q->hdr->ne_seq, &q->hdr->ne_waiters, 1);
+    return ok ? FQ_OK : FQ_AGAIN;
+}
+
+/* ---- get ---- */
+
+/* Find the READY record at head, helping head past finished records and abandoning a dead
+ * writer's record once this handle has seen it at head for a slice. FQ_OK (s filled), FQ_AGAIN
+ * (empty, or a live writer is still copying), or FQ_CORRUPT. */
+static int fq_peek(fq_shmq *q, fq_rslot *s)
+{
+    fq_shm_header *h = q->hdr;
+    uint64_t cap = q->cap;
+    for (;;) {
+        uint64_t hd = atomic_load_explicit(&h->head, memory_order_acquire);
+        uint64_t t = atomic_load_explicit(&h->tail, memory_order_acquire);
+        if (hd == t)
+            return FQ_AGAIN;
+        fq_rec *r = fq_rec_at(q, hd);
+        uint64_t st = atomic_load_explicit(&r->state, memory_order_acquire);
+        uint64_t pos = r->pos;
+        uint32_t size = r->size, len = r->len;
+        uint64_t kind = st >> 60, v = st & FQ_LOW60;
+        int valid = hd < t && t - hd <= cap && pos == hd && size >= 64 && size % 64 == 0 &&
+                    (hd & (cap - 1)) + size <= cap && size <= t - hd && len <= size - FQ_REC_HDR;
+        if (valid) {
+            if ((kind == FQ_PAD || kind == FQ_ABANDONED || kind == FQ_DONE) && v == fq_lap(q, hd)) {
+                atomic_compare_exchange_strong(&h->head, &hd, hd + size);
+                continue;
+            }
+            if (kind == FQ_READING && fq_ident_valid(v)) {
+                atomic_compare_exchange_strong(&h->head, &hd, hd + size);
+                continue;
+            }
+            if (kind == FQ_READY && v == fq_lap(q, hd)) {
+                s->rec = r;
+                s->payload = (const char *)r + FQ_REC_HDR;
+                s->pos = hd;
+                s->state = st;
+                s->size = size;
+                s->len = len;
+                return FQ_OK;
+            }
+            if (kind == FQ_WRITING && fq_ident_valid(v)) {
+                int64_t now = fq_now_ns();
+                if (q->seen_cursor != hd) {
+                    q->seen_cursor = hd;
+                    q->seen_since = now;
+                } else if (now - q->seen_since >= FQ_SLICE_NS) {
+                    q->seen_since = now;
+                    if (fq_ident_dead(v) &&
+                        atomic_compare_exchange_strong(&r->state, &st, fq_st(FQ_ABANDONED, fq_lap(q, hd)))) {
+                        fq_forget_payload((const char *)r + FQ_REC_HDR, len);
+                        atomic_fetch_add(&h->dones, 1);
+                        fq_wake(&h->jd_seq, &h->jd_waiters, INT32_MAX);
+                        continue;
+                    }
+                }
+                return FQ_AGAIN;
+            }
+        }
+        if (atomic_load(&h->head) != hd)
+            continue;  /* it moved under us: what we read was stale */
+        return FQ_CORRUPT;
+    }
+}
+
+/* Claim the record peek found: FQ_OK (it is ours: copy out, then fq_release) or FQ_AGAIN
+ * (another consumer took it: peek again). */
+static int fq_claim(fq_shmq *q, const fq_rslot *s, uint64_t me)
+{
+    uint64_t expect = s->state;
+    if (!atomic_compare_exchange_strong_explicit(&s->rec->state, &expect, fq_st(FQ_READING, me),
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        return FQ_AGAIN;
+    uint64_t hd = s->pos;
+    atomic_compare_exchange_strong(&q->hdr->head, &hd, s->pos + s->size);  /* failed: helped */
+    return FQ_OK;
+}
+
+/* Done reading a claimed record: release its space and wake producers (and pass a wake on to
+ * another consumer if more records wait). */
+static void fq_release(fq_shmq *q, const fq_rslot *s, uint64_t me)
+{
+    fq_shm_header *h = q->hdr;
+    uint64_t expect = fq_st(FQ_READING, me);
+    atomic_compare_exchange_strong_explicit(&s->rec->state, &expect, fq_st(FQ_DONE, fq_lap(q, s->pos)),
+                                            memory_order_release, memory_order_relaxed);
+    fq_advance_free(q, 0);
+    fq_wake(&h->nf_seq, &h->nf_waiters, INT32_MAX);
+    if (atomic_load(&h->head) != atomic_load(&h->tail))
+        fq_wake(&h->ne_seq, &h->ne_waiters, 1);
+}
+
+/* shutdown(immediate=True): claim every READY record at head, drop it, and count it done. */
+static int fq_discard_all(fq_shmq *q, uint64_t me)
+{
+    fq_rslot s;
+    int rc;
+    while ((rc = fq_peek(q, &s)) == FQ_OK) {
+        if (fq_claim(q, &s, me) != FQ_OK)
+            continue;
+        fq_forget_payload(s.payload, s.len);
+        fq_release(q, &s, me);
+        atomic_fetch_add(&q->hdr->dones, 1);
+    }
+    fq_wake(&q->hdr->jd_seq, &q->hdr->jd_waiters, INT32_MAX);
+    return rc == FQ_AGAIN ? FQ_OK : rc;
+}
+
+/* ---- waiting (call without the GIL; each returns after at most timeout_ns) ---- */
+
+static int fq_has_work(fq_shmq *q)
+{
+    uint64_t hd = atomic_load(&q->hdr->head);
+    if (hd == atomic_load(&q->hdr->tail))
+        return atomic_load(&q->hdr->shutdown) != 0;
+    uint64_t st = atomic_load_explicit(&fq_rec_at(q, hd)->state, memory_order_acquire);
+    return (st >> 60) != FQ_WRITING;
+}
+
+static void fq_wait_not_empty(fq_shmq *q, int64_t timeout_ns)
+{
+    fq_shm_header *h = q->hdr;
+    /* in steady streaming a short spin beats a sleep and a wake syscall per message */
+    int64_t spin_until = fq_now_ns() + 20000;
+    while (!fq_has_work(q) && fq_now_ns() < spin_until)
+        for (int i = 0; i < 64; i++)
+            fq_cpu_relax();
+    uint32_t seq = atomic_load(&h->ne_seq);
+    atomic_fetch_add(&h->ne_waiters, 1);
+    if (!fq_has_work(q))
+        fq_futex_wait(&h->ne_seq, seq, timeout_ns);
+    atomic_fetch_sub(&h->ne_waiters, 1);
+}
+
+static void fq_wait_not_full(fq_shmq *q, int64_t timeout_ns)
+{
+    fq_shm_header *h = q->hdr;
+    uint32_t seq = atomic_load(&h->nf_seq);
+    atomic_fetch_add(&h->nf_waiters, 1);
+    if (atomic_load(&h->free) == q->full_free && atomic_load(&h->head) == q->full_head &&
+        !atomic_load(&h->shutdown))
+        fq_futex_wait(&h->nf_seq, seq, timeout_ns);
+    atomic_fetch_sub(&h->nf_waiters, 1);
+}
+
+/* ---- joinable ---- */
+
+static inline uint64_t fq_unfinished(fq_shmq *q)
+{
+    uint64_t d = atomic_load(&q->hdr->dones), n = atomic_load(&q->hdr->next_seq);
+    return n > d ? n - d : 0;
+}
+
+/* Count one task done; FQ_AGAIN if that would pass the number of messages ever put. */
+static int fq_task_done(fq_shmq *q)
+{
+    fq_shm_header *h = q->hdr;
+    uint64_t d = atomic_load(&h->dones);
+    for (;;) {
+        if (d >= atomic_load(&h->next_seq))
+            return FQ_AGAIN;
+        if (atomic_compare_exchange_weak(&h->dones, &d, d + 1))
+            break;
+    }
+    if (d + 1 == atomic_load(&h->next_seq))
+        fq_wake(&h->jd_seq, &h->jd_waiters, INT32_MAX);
+    return FQ_OK;
+}
+
+static void fq_wait_joined(fq_shmq *q, int64_t timeout_ns)
+{
+    fq_shm_header *h = q->hdr;
+    uint32_t seq = atomic_load(&h->jd_seq);
+    atomic_fetch_add(&h->jd_waiters, 1);
+    if (fq_unfinished(q) != 0)
+        fq_futex_wait(&h->jd_seq, seq, timeout_ns);
+    atomic_fetch_sub(&h->jd_waiters, 1);
+}
+
+/* ---- shutdown ---- */
+
+/* Set the flag under the reserve lock (no put slips in after it) and wake every waiter. */
+static int fq_shutdown(fq_shmq *q, uint64_t me)
+{
+    int rc = fq_lock(q, me);
+    if (rc != FQ_OK)
+        return rc;
+    atomic_store(&q->hdr->shutdown, 1);
+    fq_unlock(q);
+    fq_wake_everyone(q);
+    return FQ_OK;
+}
+
+/* ---- segment lifecycle ---- */
+
+static int fq_map(fq_shmq *q, int fd, size_t size)
+{
+    void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED)
+        return -errno;
+    q->base = base;
+    q->map_size = size;
+    q->hdr = (fq_shm_header *)base;
+    q->arena = (char *)base + FQ_SHM_HEADER;
+    q->seen_cursor = UINT64_MAX;
+    q->seen_since = 0;
+    q->last_reader_check = 0;
+    return 0;
+}
+
+static unsigned fq_log2(uint64_t v)
+{
+    unsigned n = 0;
+    while ((UINT64_C(1) << n) < v)
+        n++;
+    return n;
+}
+
+/* Create an anonymous sealed memfd segment. Returns the fd, or -errno. */
+static int fq_shmq_create(fq_shmq *q, uint64_t cap, uint64_t maxsize)
+{
+    int fd = memfd_create("fastq", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -errno;
+    size_t size = FQ_SHM_HEADER + cap;
+    int err = 0;
+    if (ftruncate(fd, (off_t)size) < 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0 ||
+        (err = fq_map(q, fd, size)) < 0) {
+        err = err ? err : -errno;
+        close(fd);
+        return err;
+    }
+    fq_shm_header *h = q->hdr;
+    h->version = FQ_SHM_VERSION;
+    h->header_size = FQ_SHM_HEADER;
+    h->cap = cap;
+    h->maxsize = maxsize;
+    h->pidns = fq_pidns();
+    h->magic = FQ_SHM_MAGIC;
+    q->cap = cap;
+    q->lap_shift = fq_log2(cap);
+    return fd;
+}
+
+/* Map a segment received as an fd and check it: 0, -errno, or FQ_CORRUPT. */
+static int fq_shmq_attach(fq_shmq *q, int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (st.st_size < FQ_SHM_HEADER + 64)
+        return FQ_CORRUPT;
+    int err = fq_map(q, fd, (size_t)st.st_size);
+    if (err < 0)
+        return err;
+    fq_shm_header *h = q->hdr;
+    uint64_t cap = h->cap, ns = h->pidns, mine = fq_pidns();
+    if (h->magic != FQ_SHM_MAGIC || h->version != FQ_SHM_VERSION || h->header_size != FQ_SHM_HEADER ||
+        cap < 64 || (cap & (cap - 1)) || cap != (uint64_t)st.st_size - FQ_SHM_HEADER ||
+        (ns && mine && ns != mine)) {
+        munmap(q->base, q->map_size);
+        q->base = NULL;
+        return FQ_CORRUPT;
+    }
+    q->cap = cap;
+    q->lap_shift = fq_log2(cap);
+    return 0;
+}
+
+static void fq_shmq_unmap(fq_shmq *q)
+{
+    if (q->base != NULL) {
+        munmap(q->base, q->map_size);
+        q->base = NULL;
+    }
+}
+
+#endif /* FASTQ_SHMQ_H */
