@@ -366,7 +366,7 @@ def plot(results, path, baseline=BASELINE):
     base = results.per_item.get(baseline, {})
     cases = [c for c in results.cases if c in base]
     rows = results.rows
-    fig, ax = plt.subplots(figsize=(max(6, 2.2 * len(cases)), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6, 2.2 * len(cases)) + 2.5, 4.5))
     width = 0.8 / max(1, len(rows))
     for i, row in enumerate(rows):
         ys = [base[c] / results.per_item[row][c] if c in results.per_item.get(row, {}) else 0 for c in cases]
@@ -377,7 +377,7 @@ def plot(results, path, baseline=BASELINE):
     ax.axhline(1.0, color="gray", linewidth=0.8)
     ax.set_ylabel(f"speedup over {baseline} (log scale; higher is faster)")
     ax.set_title(f"fastq, Python {platform.python_version()}")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
