@@ -64,7 +64,7 @@ cdef extern from "shmq.h" nogil:
     int fq_payload_parse(const char *payload, uint64_t len, fq_payload *p)
     uint64_t fq_buf_len(const fq_payload *p, uint32_t i)
     uint64_t fq_buf_start(uint64_t o)
-    int fq_reserve(fq_shmq *q, uint64_t me, uint64_t len, fq_wslot *w)
+    int fq_reserve(fq_shmq *q, uint64_t me, uint64_t len, fq_wslot *w, int patient)
     int fq_publish(fq_shmq *q, const fq_wslot *w, uint64_t me)
     int fq_peek(fq_shmq *q, fq_rslot *s)
     int fq_claim(fq_shmq *q, const fq_rslot *s, uint64_t me)
@@ -119,6 +119,8 @@ cdef _Serialized _serialize(obj):
         s.kind, s.main, s.bufs = FQ_KIND_BYTES, obj, None
     elif t is bytearray:
         s.kind, s.main, s.bufs = FQ_KIND_BYTEARRAY, obj, None
+    elif t is int or t is str or t is float or obj is None or t is bool:  # no buffers inside
+        s.kind, s.main, s.bufs = FQ_KIND_PICKLE, pickle.dumps(obj, protocol=5), None
     else:
         s.kind, s.bufs = FQ_KIND_PICKLE, []
         try:
@@ -320,9 +322,11 @@ cdef class ProcessQueue:
                 nbufs = 0
                 lens[0] = FQ_SPILL_NAME_LEN
                 total = fq_payload_len(0, lens[0], NULL)
+            rc = fq_reserve(&self.q, me, total, &w, 0)  # uncontended: no GIL round trip
             while True:
-                with nogil:
-                    rc = fq_reserve(&self.q, me, total, &w)
+                if rc == FQ_LOCKED:
+                    with nogil:
+                        rc = fq_reserve(&self.q, me, total, &w, 1)
                 if rc == FQ_OK:
                     break
                 if rc == FQ_AGAIN:
@@ -336,11 +340,11 @@ cdef class ProcessQueue:
                     _raise_for(rc)
                 if PyErr_CheckSignals() < 0:
                     raise KeyboardInterrupt  # unreachable: the handler's exception propagates
+                rc = FQ_LOCKED
             try:
                 self._write(&w, ring_item, lens, nbufs, total)
             finally:  # even if interrupted: publish, so the record is not left WRITING
-                with nogil:
-                    fq_publish(&self.q, &w, me)
+                fq_publish(&self.q, &w, me)
             spill_name = None  # delivered: the consumer unlinks it
             return 0
         finally:
@@ -356,13 +360,13 @@ cdef class ProcessQueue:
             return
         # Unbounded, like multiprocessing.Queue: put never blocks. Items that find the ring full
         # wait, in order, in this process's backlog for a feeder thread.
+        if not self._backlog:  # per-thread order holds: a thread's earlier item is in the ring
+            try:
+                self._put_serialized(s, False, -1)
+                return
+            except Full:
+                pass
         with self._backlog_lock:
-            if not self._backlog:
-                try:
-                    self._put_serialized(s, False, -1)
-                    return
-                except Full:
-                    pass
             if self.q.hdr.shutdown:
                 raise ShutDown
             self._backlog.append(s)
@@ -458,8 +462,7 @@ cdef class ProcessQueue:
                     munmap(spill, spill_size)
             self._fill(&p, main, bufs)
         finally:
-            with nogil:
-                fq_release(&self.q, r, me)
+            fq_release(&self.q, r, me)
         return _decode(p.kind, main, bufs)
 
     cdef object _copy_out(self, fq_payload *p):
@@ -498,8 +501,7 @@ cdef class ProcessQueue:
         cdef fq_rslot r
         cdef int rc
         while True:
-            with nogil:
-                rc = fq_peek(&self.q, &r)
+            rc = fq_peek(&self.q, &r)  # never blocks
             if rc == FQ_OK:
                 item = self._take(&r)
                 if item is not _NOT_YET:
@@ -639,5 +641,5 @@ cdef _register_flush(ProcessQueue q):
 
 cdef object _decode(uint32_t kind, object main, list bufs):
     if kind == FQ_KIND_PICKLE:
-        return pickle.loads(main, buffers=bufs)
+        return pickle.loads(main, buffers=bufs) if bufs else pickle.loads(main)
     return main

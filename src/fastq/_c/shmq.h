@@ -359,9 +359,10 @@ static void fq_unlock(fq_shmq *q)
     fq_wake(&h->lk_seq, &h->lk_waiters, 1);
 }
 
-/* Take the reserve lock, waiting at most about one slice: FQ_OK or FQ_LOCKED. A dead owner's
- * lock is stolen and next_seq repaired from undo. */
-static int fq_lock(fq_shmq *q, uint64_t me)
+/* Take the reserve lock: FQ_OK or FQ_LOCKED. Impatient (with the GIL held) it only spins a
+ * little; patient (without the GIL) it also sleeps, for about one slice, and steals a dead
+ * owner's lock, repairing next_seq from undo. */
+static int fq_lock(fq_shmq *q, uint64_t me, int patient)
 {
     fq_shm_header *h = q->hdr;
     for (int i = 0; i < 1000; i++) {
@@ -369,6 +370,8 @@ static int fq_lock(fq_shmq *q, uint64_t me)
             return FQ_OK;
         fq_cpu_relax();
     }
+    if (!patient)
+        return FQ_LOCKED;
     int64_t start = fq_now_ns();
     for (;;) {
         uint32_t seq = atomic_load(&h->lk_seq);
@@ -416,13 +419,13 @@ static int fq_items(fq_shmq *q, uint64_t *items)
 /* Reserve a record for `len` payload bytes: FQ_OK (fill w->payload, then fq_publish), FQ_AGAIN
  * (full: wait with fq_wait_not_full), FQ_SHUT, FQ_LOCKED (wait: call again), FQ_TOOBIG, or
  * FQ_CORRUPT. */
-static int fq_reserve(fq_shmq *q, uint64_t me, uint64_t len, fq_wslot *w)
+static int fq_reserve(fq_shmq *q, uint64_t me, uint64_t len, fq_wslot *w, int patient)
 {
     fq_shm_header *h = q->hdr;
     uint64_t cap = q->cap, size = fq_align64(FQ_REC_HDR + len);
     if (len > UINT32_MAX || size > cap)
         return FQ_TOOBIG;
-    int rc = fq_lock(q, me);
+    int rc = fq_lock(q, me, patient);
     if (rc != FQ_OK)
         return rc;
     for (;;) {
@@ -684,7 +687,7 @@ static void fq_wait_joined(fq_shmq *q, int64_t timeout_ns)
 /* Set the flag under the reserve lock (no put slips in after it) and wake every waiter. */
 static int fq_shutdown(fq_shmq *q, uint64_t me)
 {
-    int rc = fq_lock(q, me);
+    int rc = fq_lock(q, me, 1);
     if (rc != FQ_OK)
         return rc;
     atomic_store(&q->hdr->shutdown, 1);
