@@ -13,8 +13,9 @@ filled with the error, which get() raises in order.
 Backends (only the transport differs):
 
 - "process": worker processes, each with its own small task queue (a core ProcessQueue; at most
-  `_CREDIT` tasks in flight per worker, dispatched to the least loaded, the rest wait in the
-  parent) and one shared result queue. A collector thread takes results in batches, files them,
+  a few tasks in flight per worker, dispatched to the least loaded, the rest wait in the
+  parent: 2 per worker for tasks of a millisecond or more, up to about 2 ms of work for shorter
+  ones, from the run times workers report, so trivial tasks don't pay a round trip each) and one shared result queue. A collector thread takes results in batches, files them,
   dispatches waiting tasks, and watches the workers' sentinels: when a worker dies it drains the
   result queue, fills every id the dead worker held with WorkerDied, and starts a replacement with
   a fresh task queue. It catches everything and hands failures to get(). Workers exit when the
@@ -43,12 +44,14 @@ import threading
 import traceback
 import weakref
 from collections import deque
-from time import monotonic
+from time import monotonic, perf_counter
 
 from .errors import Closed, Empty, Full, ShutDown, WorkerDied, WorkerError
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
-_CREDIT = 2  # tasks in flight per worker process: one running, one waiting in its queue
+_MIN_CREDIT = 2  # tasks in flight per worker process: one running, one waiting in its queue...
+_QUEUED_WORK = 0.002  # ...or, for short tasks, about this many seconds of work queued per worker
+_MAX_CREDIT = 64
 _BATCH = 256  # results the collector takes per get_many
 _SLICE = 0.1  # seconds: how often the collector looks at the workers' sentinels when idle
 _PARENT_CHECK = 1.0  # seconds: how often an idle worker checks that its parent is alive
@@ -188,9 +191,10 @@ def _worker_main(wid, tasks, results, func, parent_pid, pdeathsig):
     get_many = tasks.get_many
     put = results.put
     getppid = os.getppid
+    clock = perf_counter
     while True:
         try:
-            batch = get_many(_CREDIT, timeout=_PARENT_CHECK)
+            batch = get_many(_MAX_CREDIT, timeout=_PARENT_CHECK)
         except Empty:
             if getppid() != parent_pid:
                 os._exit(1)
@@ -199,45 +203,22 @@ def _worker_main(wid, tasks, results, func, parent_pid, pdeathsig):
             if task is None:
                 return
             packet_id, payload = task
+            t0 = clock()
             try:
                 if func is None:
                     f, args, kwargs = loads(payload)
-                    message = (wid, packet_id, True, f(*args, **kwargs))
+                    result = f(*args, **kwargs)
                 else:
                     args, kwargs = loads(payload)
-                    message = (wid, packet_id, True, func(*args, **kwargs))
+                    result = func(*args, **kwargs)
+                message = (wid, packet_id, clock() - t0, result)
+                del result
             except BaseException as exc:
-                message = (wid, packet_id, False, _describe(exc))
+                message = (wid, packet_id, -1.0, _describe(exc))
             try:
                 put(message)
             except BaseException as exc:  # the result does not pickle, or is too large
-                put((wid, packet_id, False, _describe(exc, skip_frames=0)))
-
-
-class _MPQueue:
-    """Stand-in for a core without a ProcessQueue: multiprocessing.Queue plus get_many, pickling
-    in put() (so an unpicklable item raises there, not in a feeder thread)."""
-
-    def __init__(self, ctx=None):
-        self._q = (ctx or multiprocessing).Queue()
-
-    def put(self, item):
-        self._q.put(pickle.dumps(item, _PROTOCOL))
-
-    def get_many(self, max_items, block=True, timeout=None):
-        items = [pickle.loads(self._q.get(block, timeout))]
-        while len(items) < max_items:
-            try:
-                items.append(pickle.loads(self._q.get_nowait()))
-            except Empty:
-                break
-        return items
-
-    def close(self):
-        self._q.close()
-
-    def cancel_join_thread(self):
-        self._q.cancel_join_thread()
+                put((wid, packet_id, -1.0, _describe(exc, skip_frames=0)))
 
 
 def _discard(q):
@@ -249,6 +230,13 @@ def _discard(q):
                 method()
             except Exception:
                 pass
+
+
+class _MapEnd:
+    __slots__ = ("error",)
+
+    def __init__(self):
+        self.error = None
 
 
 class _Worker:
@@ -279,6 +267,9 @@ class _ProcessBackend:
         self.killed = False
         self.broken = None  # the collector's failure
         self.wids = itertools.count()
+        self.credit = _MIN_CREDIT  # tasks in flight per worker, from the run times reported
+        self.max_credit = max(_MIN_CREDIT, min(_MAX_CREDIT, buffer.window // count))
+        self.run_time = 0.01  # seconds per task, a moving average; starts slow
         self.results = self._queue()
         self.started = threading.Event()
         self.start_error = None
@@ -289,8 +280,6 @@ class _ProcessBackend:
             raise self.start_error
 
     def _queue(self):
-        if self.ProcessQueue is None:
-            return _MPQueue(self.ctx)
         return self.ProcessQueue(ctx=self.ctx)
 
     # -- the put side ------------------------------------------------------------------------
@@ -304,8 +293,8 @@ class _ProcessBackend:
         with self.lock:
             if self.broken is not None:
                 raise WorkerError("the ParallelQueue's collector thread failed", _format(self.broken)) from self.broken
-            worker = self._least_loaded()
-            if worker is None or self.backlog:
+            worker = None if self.backlog else self._least_loaded()
+            if worker is None:
                 self.backlog.append((packet_id, payload))
             else:
                 worker.tasks.put((packet_id, payload))
@@ -313,25 +302,35 @@ class _ProcessBackend:
 
     def _least_loaded(self):
         best = None
+        credit = self.credit
         for worker in self.workers.values():
             n = len(worker.held)
-            if n < _CREDIT and not worker.stopped and (best is None or n < len(best.held)):
+            if n < credit and not worker.stopped and (best is None or n < len(best.held)):
                 best = worker
                 if n == 0:
                     break
         return best
 
     def _dispatch(self):
-        """Send waiting tasks to workers with room; once stopping and nothing waits, tell every
-        worker to stop. Called with the lock held."""
+        """Send waiting tasks to workers with room, least loaded first, several at a time; once
+        stopping and nothing waits, tell every worker to stop. Called with the lock held."""
         backlog = self.backlog
-        while backlog:
-            worker = self._least_loaded()
-            if worker is None:
-                break
-            packet_id, payload = backlog.popleft()
-            worker.tasks.put((packet_id, payload))
-            worker.held.append(packet_id)
+        if backlog:
+            credit = self.credit
+            for worker in sorted(self.workers.values(), key=lambda w: len(w.held)):
+                room = credit - len(worker.held)
+                if room <= 0 or worker.stopped:
+                    continue
+                if room == 1 or len(backlog) == 1:
+                    packet_id, payload = task = backlog.popleft()
+                    worker.tasks.put(task)
+                    worker.held.append(packet_id)
+                else:
+                    tasks = [backlog.popleft() for _ in range(min(room, len(backlog)))]
+                    worker.tasks.put_many(tasks)
+                    worker.held.extend([packet_id for packet_id, _ in tasks])
+                if not backlog:
+                    break
         if self.stopping and not backlog:
             for worker in self.workers.values():
                 if not worker.stopped:
@@ -434,7 +433,10 @@ class _ProcessBackend:
         buffer_put = self.buffer.put
         with self.lock:
             workers = self.workers
-            for wid, packet_id, ok, value in batch:
+            run_time = self.run_time
+            for wid, packet_id, took, value in batch:
+                if took >= 0.0:
+                    run_time += (took - run_time) * 0.125
                 worker = workers.get(wid)
                 if worker is None:
                     continue  # from a worker already buried: its ids were filled with WorkerDied
@@ -446,7 +448,9 @@ class _ProcessBackend:
                         held.remove(packet_id)
                     except ValueError:  # filled already (a put that failed half-way)
                         continue
-                buffer_put(packet_id, value if ok else _Failure(remote=value))
+                buffer_put(packet_id, value if took >= 0.0 else _Failure(remote=value))
+            self.run_time = run_time
+            self.credit = max(_MIN_CREDIT, min(self.max_credit, int(_QUEUED_WORK / (run_time + 1e-6))))
             if self.backlog or self.stopping:
                 self._dispatch()
 
@@ -701,9 +705,9 @@ def _stop_non_daemon_pools():
 
 
 @functools.cache
-def bind(ReorderBuffer, Queue, ProcessQueue=None):
-    """ParallelQueue and ParallelSingleTaskQueue for one core's ReorderBuffer, Queue and
-    ProcessQueue (None: multiprocessing.Queue stands in)."""
+def bind(ReorderBuffer, Queue, ProcessQueue):
+    """ParallelQueue and ParallelSingleTaskQueue for one core's ReorderBuffer, Queue (thread
+    backend) and ProcessQueue (process backend: the task queues and the result queue)."""
 
     class ParallelQueue:
         """Run tasks in parallel and get their results back in submission order.
@@ -882,8 +886,7 @@ def bind(ReorderBuffer, Queue, ProcessQueue=None):
         def _map(self, put_one, iterable):
             if self._buffer.pending:
                 raise ValueError("map() on a ParallelQueue with results pending: get() them first")
-            state = {"fed": 0, "done": False, "error": None}
-            progress = threading.Condition(threading.Lock())
+            end = _MapEnd()  # passed through after the last task: the consumer needs no counting
             cancel = threading.Event()
 
             def feed():
@@ -897,44 +900,48 @@ def bind(ReorderBuffer, Queue, ProcessQueue=None):
                                 break
                             except Full:
                                 continue
-                        with progress:
-                            state["fed"] += 1
-                            progress.notify()
                 except BaseException as exc:
-                    state["error"] = exc
+                    end.error = exc
                 finally:
-                    with progress:
-                        state["done"] = True
-                        progress.notify()
+                    try:
+                        self._passthrough(end, True, None)
+                    except BaseException as exc:  # stopped under us: the consumer sees Closed
+                        if end.error is None:
+                            end.error = exc
 
             feeder = threading.Thread(target=feed, name="fastq-parallel-map-feeder", daemon=True)
             feeder.start()
-            return self._map_results(state, progress, cancel, feeder)
+            return self._map_results(end, cancel, feeder)
 
-        def _map_results(self, state, progress, cancel, feeder):
-            taken = 0
+        def _map_results(self, end, cancel, feeder):
+            finished = False
             try:
                 while True:
-                    with progress:
-                        while taken == state["fed"] and not state["done"]:
-                            progress.wait()
-                        if taken == state["fed"] and state["done"]:
-                            break
-                    taken += 1
-                    yield self.get()
-                feeder.join()
-                if state["error"] is not None:
-                    error, state["error"] = state["error"], None
-                    raise error
-            finally:
-                cancel.set()
-                feeder.join()
-                while taken < state["fed"]:  # left early: take this map's own results out
-                    taken += 1
                     try:
-                        self._buffer.get()
-                    except ShutDown:
-                        break
+                        item = self.get()
+                    except Closed:  # stopped before the end marker went in
+                        finished = True
+                        feeder.join()
+                        if end.error is not None:
+                            raise end.error from None
+                        raise
+                    if item is end:
+                        finished = True
+                        feeder.join()
+                        if end.error is not None:
+                            raise end.error
+                        return
+                    yield item
+            finally:
+                if not finished:  # left early: stop feeding, take this map's own results out
+                    cancel.set()
+                    while True:
+                        try:
+                            if self._buffer.get() is end:
+                                break
+                        except ShutDown:
+                            break
+                    feeder.join()
 
         # -- lifetime -------------------------------------------------------------------------
 
