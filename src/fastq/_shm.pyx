@@ -79,10 +79,13 @@ cdef extern from "shmq.h" nogil:
     int fq_shutdown(fq_shmq *q, uint64_t me)
     int fq_shmq_create(fq_shmq *q, uint64_t cap, uint64_t maxsize)
     int fq_shmq_attach(fq_shmq *q, int fd)
+    int fq_shmq_create_named(fq_shmq *q, const char *name, uint64_t cap, uint64_t maxsize)
+    int fq_shm_open_existing(const char *name)
     void fq_shmq_unmap(fq_shmq *q)
     int fq_spill_create(const char *name, uint64_t size, char **out)
     int fq_spill_open(const char *name, uint64_t name_len, char **out, uint64_t *size)
     void fq_spill_unlink(const char *name, uint64_t len)
+    int fq_spill_unlink_any "shm_unlink"(const char *name)
 
 if fq_ident_setup() != 0:
     raise ImportError("fastq: process identities do not fit (pid_max above 2**22)")
@@ -163,6 +166,17 @@ def _attach(dup_fd):
     return q
 
 
+def _attach_named(name):
+    """Unpickle a named ProcessQueue: open the segment by its name."""
+    cdef ProcessQueue q = ProcessQueue.__new__(ProcessQueue)
+    fd = fq_shm_open_existing(name.encode())
+    if fd < 0:
+        raise OSError(-fd, os.strerror(-fd), name)
+    q._attach(fd)
+    q._name = name
+    return q
+
+
 @cython.auto_pickle(False)
 cdef class ProcessQueue:
     """A multi-producer, multi-consumer queue between processes, over one shared-memory segment.
@@ -182,14 +196,14 @@ cdef class ProcessQueue:
     cdef object _backlog_lock
     cdef object _feeder
     cdef bint _cancel_flush
+    cdef object _name                # named mode: the segment's name
+    cdef bint _owns_name             # the creator unlinks it
     cdef object __weakref__
 
     def __cinit__(self):
         self.fd = -1
 
     def __init__(self, maxsize=0, *, capacity=None, ctx=None, named=False):
-        if named:
-            raise NotImplementedError("named segments are not implemented yet")
         cdef Py_ssize_t m = maxsize
         cdef uint64_t cap = DEFAULT_CAPACITY if capacity is None else capacity
         if cap < MIN_CAPACITY:
@@ -198,7 +212,12 @@ cdef class ProcessQueue:
             cap += cap & -cap  # round up to a power of two
         if self.q.base != NULL:
             raise RuntimeError("ProcessQueue.__init__ called twice")
-        rc = fq_shmq_create(&self.q, cap, m if m > 0 else 0)
+        if named:  # 96 random bits: unguessable
+            self._name = "/fastq-q-" + os.urandom(12).hex()
+            rc = fq_shmq_create_named(&self.q, self._name.encode(), cap, m if m > 0 else 0)
+            self._owns_name = rc >= 0
+        else:
+            rc = fq_shmq_create(&self.q, cap, m if m > 0 else 0)
         if rc < 0:
             raise OSError(-rc, os.strerror(-rc))
         self.fd = rc
@@ -223,9 +242,13 @@ cdef class ProcessQueue:
         fq_shmq_unmap(&self.q)
         if self.fd >= 0:
             os.close(self.fd)
+        if self._owns_name and self._ident == fq_self_ident():
+            fq_spill_unlink_any(self._name.encode())
 
     def __reduce__(self):
         from multiprocessing import context, reduction
+        if self._name is not None:  # named mode: picklable anywhere while the creator lives
+            return _attach_named, (self._name,)
         if context.get_spawning_popen() is None:
             raise RuntimeError("ProcessQueue objects should only be shared between processes through inheritance")
         return _attach, (reduction.DupFd(self.fd),)

@@ -401,17 +401,25 @@ static int fq_items(fq_shmq *q, uint64_t *items)
     uint64_t hd = atomic_load_explicit(&h->head, memory_order_acquire);
     uint64_t t = atomic_load_explicit(&h->tail, memory_order_acquire);
     uint64_t ns = atomic_load_explicit(&h->next_seq, memory_order_acquire);
-    *items = 0;
-    if (hd == t)
-        return FQ_OK;
-    if (hd > t || t - hd > q->cap)
-        return FQ_CORRUPT;
-    fq_rec *r = fq_rec_at(q, hd);
-    uint64_t seq = r->seq;
-    if (r->pos != hd || seq > ns)
-        return atomic_load(&h->head) != hd ? FQ_OK : FQ_CORRUPT;
-    *items = ns - seq;
-    return FQ_OK;
+    for (;;) {
+        *items = 0;
+        if (hd == t)
+            return FQ_OK;
+        if (hd > t || t - hd > q->cap)
+            return FQ_CORRUPT;
+        fq_rec *r = fq_rec_at(q, hd);
+        uint64_t seq = r->seq;
+        if (r->pos == hd && seq <= ns) {
+            *items = ns - seq;
+            return FQ_OK;
+        }
+        uint64_t moved = atomic_load_explicit(&h->head, memory_order_acquire);
+        if (moved == hd)
+            return FQ_CORRUPT;
+        hd = moved;  /* it moved under us: read again */
+        t = atomic_load_explicit(&h->tail, memory_order_acquire);
+        ns = atomic_load_explicit(&h->next_seq, memory_order_acquire);
+    }
 }
 
 /* ---- put ---- */
@@ -745,6 +753,41 @@ static int fq_shmq_create(fq_shmq *q, uint64_t cap, uint64_t maxsize)
     q->cap = cap;
     q->lap_shift = fq_log2(cap);
     return fd;
+}
+
+/* Create a named segment (mode 0600, O_EXCL, pages reserved up front so a full /dev/shm fails
+ * here rather than with SIGBUS later). Returns the fd, or -errno. The creator unlinks it. */
+static int fq_shmq_create_named(fq_shmq *q, const char *name, uint64_t cap, uint64_t maxsize)
+{
+    int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    size_t size = FQ_SHM_HEADER + cap;
+    int err = posix_fallocate(fd, 0, (off_t)size);
+    if (err == 0)
+        err = -fq_map(q, fd, size);
+    if (err) {
+        close(fd);
+        shm_unlink(name);
+        return -err;
+    }
+    fq_shm_header *h = q->hdr;
+    h->version = FQ_SHM_VERSION;
+    h->header_size = FQ_SHM_HEADER;
+    h->cap = cap;
+    h->maxsize = maxsize;
+    h->pidns = fq_pidns();
+    atomic_thread_fence(memory_order_release);
+    h->magic = FQ_SHM_MAGIC;
+    q->cap = cap;
+    q->lap_shift = fq_log2(cap);
+    return fd;
+}
+
+static int fq_shm_open_existing(const char *name)
+{
+    int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+    return fd < 0 ? -errno : fd;
 }
 
 /* Map a segment received as an fd and check it: 0, -errno, or FQ_CORRUPT. */
