@@ -33,7 +33,9 @@ cdef extern from "shmq.h" nogil:
         FQ_KIND_PICKLE, FQ_KIND_BYTES, FQ_KIND_BYTEARRAY, FQ_KIND_SPILL
         FQ_SHM_HEADER, FQ_REC_HDR, FQ_SPILL_NAME_LEN
     int64_t FQ_SLICE_NS
+    uint64_t FQ_SHM_MAGIC
     ctypedef struct fq_shm_header:
+        uint64_t magic
         uint64_t cap
         uint64_t maxsize
         uint32_t shutdown
@@ -256,6 +258,8 @@ cdef class ProcessQueue:
     cdef inline int _check(self) except -1:
         if self.q.base == NULL:
             raise ValueError("ProcessQueue is not initialized")
+        if self.q.hdr.magic != FQ_SHM_MAGIC:
+            raise QueueCorrupted("the shared-memory segment's header is overwritten")
         if self._ident != fq_self_ident():  # a fork child: the backlog was the parent's
             self._local_reset()
         return 0
