@@ -35,14 +35,15 @@ ProcessQueue = getattr(_c_core, "ProcessQueue", None) or pure.ProcessQueue
 IMPLEMENTATIONS = dict.fromkeys(("Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "ReorderBuffer"), IMPLEMENTATION)
 IMPLEMENTATIONS["ProcessQueue"] = "python" if ProcessQueue is pure.ProcessQueue else "c"
 
-from . import closable as _closable, pipeline as _pipeline
+from . import closable as _closable, parallel as _parallel, pipeline as _pipeline
 
 ClosableQueue, StoppableWorker = _closable.bind(Queue)
 multiplex, merge = _pipeline.bind(ClosableQueue)
+ParallelQueue, ParallelSingleTaskQueue = _parallel.bind(ReorderBuffer, Queue, ProcessQueue)
 
 __all__ = [
     "Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "ReorderBuffer", "ProcessQueue",
-    "ClosableQueue", "StoppableWorker", "multiplex", "merge",
+    "ClosableQueue", "StoppableWorker", "multiplex", "merge", "ParallelQueue", "ParallelSingleTaskQueue",
     "Empty", "Full", "ShutDown", "Closed", "Done", "WorkerError", "WorkerDied", "QueueCorrupted",
     "IMPLEMENTATION", "IMPLEMENTATIONS", "pure", "__version__",
 ]

@@ -3,16 +3,17 @@ from ..errors import Closed, Done, Empty, Full, QueueCorrupted, ShutDown, Worker
 from ._process import ProcessQueue
 from ._queue import LifoQueue, PriorityQueue, Queue, SimpleQueue
 from ._reorder import ReorderBuffer
-from .. import closable as _closable, pipeline as _pipeline
+from .. import closable as _closable, parallel as _parallel, pipeline as _pipeline
 
 ClosableQueue, StoppableWorker = _closable.bind(Queue)
 multiplex, merge = _pipeline.bind(ClosableQueue)
+ParallelQueue, ParallelSingleTaskQueue = _parallel.bind(ReorderBuffer, Queue, ProcessQueue)
 
 IMPLEMENTATION = "python"
 
 __all__ = [
     "Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "ReorderBuffer", "ProcessQueue",
-    "ClosableQueue", "StoppableWorker", "multiplex", "merge",
+    "ClosableQueue", "StoppableWorker", "multiplex", "merge", "ParallelQueue", "ParallelSingleTaskQueue",
     "Empty", "Full", "ShutDown", "Closed", "Done", "WorkerError", "WorkerDied", "QueueCorrupted",
     "IMPLEMENTATION",
 ]
