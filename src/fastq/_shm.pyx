@@ -39,6 +39,7 @@ cdef extern from "shmq.h" nogil:
         uint64_t cap
         uint64_t maxsize
         uint32_t shutdown
+        uint32_t endpoints_closed
         uint64_t head
         uint64_t tail
     ctypedef struct fq_shmq:
@@ -57,6 +58,11 @@ cdef extern from "shmq.h" nogil:
         uint32_t kind
         uint64_t main_len
         const char *main
+    uint64_t FQ_ROLE_PRODUCER
+    int fq_slot_claim(fq_shmq *q, uint64_t role, uint64_t ident)
+    int fq_slot_swap(fq_shmq *q, int i, uint64_t old, uint64_t new)
+    int fq_slot_count_live(fq_shmq *q, uint64_t role)
+    uint64_t fq_st(uint64_t kind, uint64_t v)
     int fq_ident_setup()
     uint64_t fq_self_ident()
     int64_t fq_now_ns()
@@ -79,6 +85,7 @@ cdef extern from "shmq.h" nogil:
     uint64_t fq_unfinished(fq_shmq *q)
     int fq_task_done(fq_shmq *q)
     int fq_shutdown(fq_shmq *q, uint64_t me)
+    void fq_wake_everyone(fq_shmq *q)
     int fq_shmq_create(fq_shmq *q, uint64_t cap, uint64_t maxsize)
     int fq_shmq_attach(fq_shmq *q, int fd)
     int fq_shmq_create_named(fq_shmq *q, const char *name, uint64_t cap, uint64_t maxsize)
@@ -636,6 +643,53 @@ cdef class ProcessQueue:
     @property
     def is_shutdown(self):
         return bool(self.q.hdr.shutdown)
+
+    # ---- producer registration, for IterableQueue (iterable.py) ----
+    # A token names a slot of the segment's participant table and its owner: (index, value).
+
+    def _producer_register(self):
+        """Register this process as a producer; returns a token."""
+        self._check()
+        cdef uint64_t value = fq_st(FQ_ROLE_PRODUCER, fq_self_ident())
+        i = fq_slot_claim(&self.q, FQ_ROLE_PRODUCER, fq_self_ident())
+        if i < 0:
+            raise RuntimeError("too many live producers for one IterableQueue")
+        return (i, value)
+
+    def _producer_adopt(self, token):
+        """Move a producer registration to this process (after fork or unpickling); returns
+        the new token. A token whose slot was taken over meanwhile registers anew."""
+        self._check()
+        cdef uint64_t value = fq_st(FQ_ROLE_PRODUCER, fq_self_ident())
+        if token[1] == value:
+            return token
+        if fq_slot_swap(&self.q, token[0], token[1], value):
+            return (token[0], value)
+        return self._producer_register()
+
+    def _producer_unregister(self, token):
+        self._check()
+        fq_slot_swap(&self.q, token[0], token[1], 0)
+
+    def _producers_alive(self):
+        """Registered producers whose processes live (dead ones are dropped)."""
+        self._check()
+        return fq_slot_count_live(&self.q, FQ_ROLE_PRODUCER)
+
+    def _endpoints_close(self):
+        self._check()
+        self.q.hdr.endpoints_closed = 1
+        with nogil:
+            fq_wake_everyone(&self.q)
+
+    def _endpoints_closed(self):
+        self._check()
+        return bool(self.q.hdr.endpoints_closed)
+
+    def _drained(self):
+        """Nothing queued and nothing being written: true emptiness, for IterableQueue."""
+        self._check()
+        return self.q.hdr.head == self.q.hdr.tail and not self._backlog
 
     def close(self):
         """This process will put no more items (as in multiprocessing). Items still in the

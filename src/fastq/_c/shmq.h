@@ -48,6 +48,8 @@
 #define FQ_REC_HDR 32
 #define FQ_SLICE_NS INT64_C(20000000) /* bounds crash recovery, shutdown and Ctrl-C latency */
 #define FQ_MAX_NBUFS 4096
+#define FQ_SLOTS 128
+#define FQ_ROLE_PRODUCER UINT64_C(1)
 
 enum { FQ_OK = 0, FQ_AGAIN = 1, FQ_SHUT = 2, FQ_CORRUPT = 3, FQ_LOCKED = 4, FQ_TOOBIG = 5 };
 enum { FQ_WRITING = 1, FQ_READY = 2, FQ_READING = 3, FQ_DONE = 4, FQ_PAD = 5, FQ_ABANDONED = 6 };
@@ -72,6 +74,8 @@ typedef struct {
     FQ_LINE _Atomic uint32_t jd_seq, jd_waiters;
     FQ_LINE _Atomic uint32_t lk_seq, lk_waiters;
     FQ_LINE _Atomic uint32_t shutdown;
+    _Atomic uint32_t endpoints_closed;    /* IterableQueue: no producer will register any more */
+    FQ_LINE _Atomic uint64_t slots[FQ_SLOTS]; /* participants: role << 60 | ident, 0 = free */
 } fq_shm_header;
 
 _Static_assert(sizeof(fq_shm_header) <= FQ_SHM_HEADER, "header fits its page");
@@ -702,6 +706,52 @@ static int fq_shutdown(fq_shmq *q, uint64_t me)
     fq_unlock(q);
     fq_wake_everyone(q);
     return FQ_OK;
+}
+
+/* ---- the participant table: IterableQueue's producers register here, so one that dies
+ * without closing is noticed (its slot names a dead ident) ---- */
+
+/* Claim a free slot (or a dead participant's) for role|ident: its index, or -1 if all are taken. */
+static int fq_slot_claim(fq_shmq *q, uint64_t role, uint64_t ident)
+{
+    uint64_t mine = fq_st(role, ident);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < FQ_SLOTS; i++) {
+            uint64_t v = atomic_load(&q->hdr->slots[i]);
+            if (v == 0 || (pass == 1 && fq_ident_dead(v & FQ_LOW60))) {
+                if (atomic_compare_exchange_strong(&q->hdr->slots[i], &v, mine))
+                    return i;
+            }
+        }
+    }
+    return -1;
+}
+
+/* Replace slot i's owner `old` (both role|ident) with `new`: 1 if it was still `old`. */
+static int fq_slot_swap(fq_shmq *q, int i, uint64_t old, uint64_t new)
+{
+    if (i < 0 || i >= FQ_SLOTS)
+        return 0;
+    int ok = atomic_compare_exchange_strong(&q->hdr->slots[i], &old, new);
+    if (ok && new == 0)
+        fq_wake(&q->hdr->ne_seq, &q->hdr->ne_waiters, INT32_MAX);  /* consumers re-check */
+    return ok;
+}
+
+/* Live participants with this role; slots of dead ones are freed on the way. */
+static int fq_slot_count_live(fq_shmq *q, uint64_t role)
+{
+    int live = 0;
+    for (int i = 0; i < FQ_SLOTS; i++) {
+        uint64_t v = atomic_load(&q->hdr->slots[i]);
+        if (v == 0 || (v >> 60) != role)
+            continue;
+        if (fq_ident_dead(v & FQ_LOW60))
+            atomic_compare_exchange_strong(&q->hdr->slots[i], &v, 0);
+        else
+            live++;
+    }
+    return live;
 }
 
 /* ---- segment lifecycle ---- */
