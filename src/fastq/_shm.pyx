@@ -574,11 +574,17 @@ cdef class ProcessQueue:
         if n < 1:
             raise ValueError("'max_items' must be at least 1")
         out = [self._get_one(block, _deadline_ns(block, timeout))]
-        while len(out) < n:
-            try:
-                out.append(self._get_one(False, -1))
-            except (Empty, ShutDown):
+        cdef fq_rslot r
+        cdef int rc
+        while len(out) < n:  # then take what is there, without waiting or raising
+            rc = fq_peek(&self.q, &r)
+            if rc == FQ_CORRUPT:
+                _raise_for(rc)
+            if rc != FQ_OK:
                 break
+            item = self._take(&r)
+            if item is not _NOT_YET:
+                out.append(item)
         return out
 
     # ---- sizes ----
