@@ -531,13 +531,17 @@ def _format(exc):
 
 
 class _ThreadBackend:
-    """A pool of threads reading a core Queue of (id, func, args, kwargs)."""
+    """A pool of threads reading a core Queue of (id, (func, args, kwargs)); one None per thread
+    stops them (sentinels rather than Queue.shutdown(), which must wake every blocked getter)."""
 
     def __init__(self, buffer, Queue, count, daemon, func=None):
         self.buffer = buffer
         self.tasks = Queue()
         self.func = func
         self.daemon = daemon
+        self.stopped = False
+        self.killed = False
+        self.stop_lock = threading.Lock()
         self.threads = [threading.Thread(target=self._run, name=f"fastq-parallel-thread-{i}", daemon=daemon)
                         for i in range(count)]
         for thread in self.threads:
@@ -555,25 +559,33 @@ class _ThreadBackend:
         timeout = None if self.daemon else _THREAD_SLICE
         while True:
             try:
-                packet_id, (func, args, kwargs) = get(timeout=timeout)
-            except ShutDown:
-                return
+                task = get(timeout=timeout)
             except Empty:  # non-daemon threads: once the main thread has finished, finish too
                 if not threading.main_thread().is_alive():
                     self.stop()
                 continue
+            if task is None:
+                return
+            if self.killed:  # nobody will get() the result
+                continue
+            packet_id, (func, args, kwargs) = task
             try:
                 result = func(*args, **kwargs)
             except BaseException as exc:
                 result = _Failure.local(exc)
             put(packet_id, result)
-            del result, func, args, kwargs
+            del task, result, func, args, kwargs
 
     def stop(self):
-        self.tasks.shutdown(immediate=False)
+        with self.stop_lock:
+            if self.stopped:
+                return
+            self.stopped = True
+        self.tasks.put_many([None] * len(self.threads))
 
     def kill(self):
-        self.tasks.shutdown(immediate=True)
+        self.killed = True
+        self.stop()
 
     def join(self, timeout=None):
         _join_all(self.threads, timeout)

@@ -1,0 +1,793 @@
+"""ParallelQueue and ParallelSingleTaskQueue on both cores and every backend.
+
+The classes are bound here to the core under test (ReorderBuffer, Queue and ProcessQueue of that
+core; the C core's ProcessQueue falls back to the pure one where it is not built). Backends:
+"process", "thread", a ThreadPoolExecutor, a ProcessPoolExecutor (fork) and a dask Client on a
+real distributed.LocalCluster (skipped when distributed is not installed).
+"""
+import concurrent.futures
+import gc
+import multiprocessing
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+import fastq
+from fastq import parallel
+from fastq.errors import Closed, Empty, Full, ShutDown, WorkerDied, WorkerError
+
+FORK = multiprocessing.get_context("fork")
+pytestmark = pytest.mark.timeout(60)
+
+
+# ---------------------------------------------------------------------------------------------
+# tasks (module level, so they pickle by reference for processes, executors and dask)
+
+
+def square(x):
+    return x * x
+
+
+def echo_after(x, delay):
+    time.sleep(delay)
+    return x
+
+
+def add(a, b=0, *, c=0):
+    return a + b + c
+
+
+def boom(x):
+    return x / 0
+
+
+def pid_of(_=None):
+    return os.getpid()
+
+
+def kill_self(delay=0.0):
+    time.sleep(delay)
+    os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(10)
+
+
+def exit_self(delay=0.0):
+    time.sleep(delay)
+    os._exit(3)
+
+
+def give_lambda():
+    return lambda: None
+
+
+class Unpicklable(Exception):
+    def __reduce__(self):
+        raise TypeError("not today")
+
+
+def _refuse(*args):
+    raise TypeError("refuses to unpickle")
+
+
+class NeedsTwoArgs(Exception):
+    def __init__(self, a, b):
+        super().__init__(f"{a}-{b}")
+
+    def __reduce__(self):  # pickles, but does not unpickle
+        return _refuse, self.args
+
+
+def raise_unpicklable():
+    raise Unpicklable("custom")
+
+
+def raise_needs_two():
+    raise NeedsTwoArgs(1, 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# fixtures
+
+
+@pytest.fixture
+def api(impl):
+    core = impl.module
+    if impl.is_pure_python:
+        process_queue = fastq.pure.ProcessQueue
+    else:
+        process_queue = getattr(core, "ProcessQueue", fastq.pure.ProcessQueue)
+    return parallel.bind(core.ReorderBuffer, core.Queue, process_queue)
+
+
+@pytest.fixture(scope="module")
+def thread_executor():
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        yield ex
+
+
+@pytest.fixture(scope="module")
+def process_executor():
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=FORK) as ex:
+        yield ex
+
+
+def _dask_cluster(processes):
+    distributed = pytest.importorskip("distributed")
+    import logging
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=processes,
+                                       dashboard_address=":0")
+    client = distributed.Client(cluster)
+    return cluster, client
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    cluster, client = _dask_cluster(processes=False)
+    yield client
+    client.close()
+    cluster.close()
+
+
+BACKENDS = ["process", "thread", "thread-executor", "process-executor", "dask"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    name = request.param
+    if name in ("process", "thread"):
+        return name
+    return request.getfixturevalue({"thread-executor": "thread_executor", "process-executor": "process_executor",
+                                    "dask": "dask_client"}[name])
+
+
+@pytest.fixture
+def make(api):
+    """make(**kw) -> a ParallelQueue (or make(func, single=True, ...) a ParallelSingleTaskQueue)
+    with two workers, stopped and joined after the test."""
+    ParallelQueue, ParallelSingleTaskQueue = api
+    made = []
+
+    def factory(func=None, *, single=False, **kw):
+        kw.setdefault("worker_count", 2)
+        pq = ParallelSingleTaskQueue(func, **kw) if single else ParallelQueue(**kw)
+        made.append(pq)
+        return pq
+
+    yield factory
+    for pq in made:
+        pq.stop()
+        pq.join(10)
+        assert not pq.is_alive()
+
+
+def feed(pq, tasks):
+    """put() every (func, *args) of `tasks` from a thread (put blocks while the window is full)."""
+
+    def run():
+        for task in tasks:
+            pq.put(*task)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def alive(pid):
+    """Whether pid is a live process (a zombie counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def wait_gone(pids, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(alive(p) for p in pids):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# order, passthrough, wrap-around
+
+
+def test_public_names_are_bound_to_their_core():
+    assert fastq.pure.ParallelQueue is parallel.bind(fastq.pure.ReorderBuffer, fastq.pure.Queue,
+                                                      fastq.pure.ProcessQueue)[0]
+    assert fastq.ParallelQueue is parallel.bind(fastq.ReorderBuffer, fastq.Queue, fastq.ProcessQueue)[0]
+    assert issubclass(fastq.ParallelSingleTaskQueue, fastq.ParallelQueue)
+    assert issubclass(fastq.pure.ParallelSingleTaskQueue, fastq.pure.ParallelQueue)
+
+
+def test_random_durations_come_out_in_order(make, backend):
+    pq = make(backend=backend)
+    rng = random.Random(5)
+    n = 40
+    feed(pq, [(echo_after, i, rng.random() * 0.005) for i in range(n)])
+    assert [pq.get(timeout=20) for _ in range(n)] == list(range(n))
+
+
+def test_arguments_and_keywords(make, backend):
+    pq = make(backend=backend)
+    pq.put(add, 1)
+    pq.put(add, 1, 2)
+    pq.put(add, 1, b=2, c=3)
+    pq.put(square, 7, timeout=5)  # block/timeout are put's own
+    assert [pq.get(timeout=20) for _ in range(4)] == [1, 3, 6, 49]
+
+
+def test_passthrough_markers_in_order(make, backend):
+    pq = make(backend=backend)
+    expected = []
+    tasks = []
+    for batch in range(4):
+        for i in range(5):
+            tasks.append((echo_after, (batch, i), random.random() * 0.003))
+            expected.append((batch, i))
+        tasks.append((f"batch {batch} done",))
+        expected.append(f"batch {batch} done")
+    feed(pq, tasks)
+    assert [pq.get(timeout=20) for _ in expected] == expected
+
+
+def test_non_callable_with_arguments_raises_value_error(make):
+    pq = make(backend="thread")
+    with pytest.raises(ValueError):
+        pq.put("marker", 1)
+    with pytest.raises(ValueError):
+        pq.put(42, key="value")
+    assert pq.qsize() == 0  # took no id
+    pq.put(None)  # None alone passes through too
+    assert pq.get(timeout=5) is None
+
+
+def test_ids_starting_just_below_2_32_wrap(make, backend):
+    start = 2**32 - 5
+    pq = make(backend=backend, buffer_size=8, _start=start)
+    n = 30
+    feed(pq, [(echo_after, i, random.random() * 0.002) if i % 7 else (f"mark {i}",) for i in range(n)])
+    got = [pq.get(timeout=20) for _ in range(n)]
+    assert got == [i if i % 7 else f"mark {i}" for i in range(n)]
+    assert pq._buffer.next_out == (start + n) % 2**32
+
+
+# ---------------------------------------------------------------------------------------------
+# errors
+
+
+def test_exception_surfaces_with_traceback_and_later_results_arrive(make, backend):
+    pq = make(backend=backend)
+    pq.put(square, 2)
+    pq.put(boom, 1)
+    pq.put(square, 3)
+    assert pq.get(timeout=20) == 4
+    with pytest.raises(WorkerError) as info:
+        pq.get(timeout=20)
+    err = info.value
+    assert "ZeroDivisionError" in str(err)
+    assert "boom" in err.traceback and "x / 0" in err.traceback
+    assert isinstance(err.__cause__, ZeroDivisionError)
+    assert pq.get(timeout=20) == 9
+
+
+def test_exception_that_does_not_travel_still_tells(make):
+    pq = make(backend="process")
+    pq.put(raise_unpicklable)
+    pq.put(raise_needs_two)
+    pq.put(square, 5)
+    with pytest.raises(WorkerError) as info:
+        pq.get(timeout=20)
+    assert "Unpicklable" in str(info.value) and "raise_unpicklable" in info.value.traceback
+    assert info.value.__cause__ is None
+    with pytest.raises(WorkerError) as info:
+        pq.get(timeout=20)
+    assert "NeedsTwoArgs: 1-2" in str(info.value) and info.value.__cause__ is None
+    assert pq.get(timeout=20) == 25
+
+
+def test_unpicklable_task_raises_in_put_and_takes_no_id(make):
+    pq = make(backend="process")
+    with pytest.raises(Exception):
+        pq.put(lambda: 1)
+    with pytest.raises(Exception):
+        pq.put(square, threading.Lock())
+    assert pq.qsize() == 0
+    pq.put(square, 6)
+    assert pq.get(timeout=20) == 36
+
+
+def test_unpicklable_result_raises_at_its_get(make):
+    pq = make(backend="process")
+    pq.put(give_lambda)
+    pq.put(square, 4)
+    with pytest.raises(WorkerError):
+        pq.get(timeout=20)
+    assert pq.get(timeout=20) == 16
+
+
+def test_failed_send_fills_its_id(make):
+    pq = make(backend="thread")
+
+    class Boom(Exception):
+        pass
+
+    real_put = pq._backend.tasks.put
+    calls = []
+
+    def flaky_put(item):
+        calls.append(item)
+        if len(calls) == 2:
+            raise Boom("transport failed")
+        real_put(item)
+
+    pq._backend.tasks.put = flaky_put
+    pq.put(square, 1)
+    with pytest.raises(Boom):
+        pq.put(square, 2)
+    pq.put(square, 3)
+    assert pq.get(timeout=5) == 1
+    with pytest.raises(WorkerError, match="could not be sent") as info:
+        pq.get(timeout=5)
+    assert isinstance(info.value.__cause__, Boom)
+    assert pq.get(timeout=5) == 9
+
+
+def test_collector_failure_reaches_get_not_silence(make):
+    pq = make(backend="process")
+    pq.put(echo_after, 1, 0.3)
+    time.sleep(0.05)
+    pq._backend.results.put("not a result")  # the collector cannot unpack this
+    with pytest.raises(WorkerError, match="collector"):
+        pq.get(timeout=20)
+    with pytest.raises(WorkerError, match="collector"):
+        pq.put(square, 2)
+    with pytest.raises(WorkerError, match="collector"):
+        pq.get(timeout=5)
+
+
+# ---------------------------------------------------------------------------------------------
+# dying workers
+
+
+@pytest.mark.parametrize("how", [kill_self, exit_self], ids=["sigkill", "os_exit"])
+def test_dead_worker_surfaces_as_worker_died_and_the_stream_goes_on(make, impl, how):
+    # The pure ProcessQueue (multiprocessing's) is not crash tolerant: a worker killed while its
+    # feeder thread writes an earlier result can leave the shared write lock held. The pure core
+    # dies a moment later, so what is tested there is ParallelQueue's handling, not the queue's.
+    delay = 0.05 if impl.is_pure_python else 0.0
+    pq = make(backend="process")
+    before = set(pq._backend.pids())
+    pq.put(square, 1)
+    pq.put(how, delay)
+    tail = list(range(2, 12))
+    for i in tail:
+        pq.put(echo_after, i, 0.01)
+    assert pq.get(timeout=20) == 1
+    with pytest.raises(WorkerDied) as info:
+        pq.get(timeout=20)
+    assert "died" in str(info.value)
+    for i in tail:  # the dead worker may have held a few of these too
+        try:
+            assert pq.get(timeout=20) == i
+        except WorkerDied:
+            pass
+    feed(pq, [(square, i) for i in range(20)])
+    assert [pq.get(timeout=20) for _ in range(20)] == [i * i for i in range(20)]
+    after = set(pq._backend.pids())
+    assert len(after) == 2 and after != before  # a replacement started
+
+
+def test_several_deaths_in_a_row(make, impl):
+    delay = 0.05 if impl.is_pure_python else 0.0
+    pq = make(backend="process", worker_count=2)
+    for _ in range(3):
+        pq.put(kill_self, delay)
+    for _ in range(3):
+        with pytest.raises(WorkerDied):
+            pq.get(timeout=20)
+    pq.put(square, 9)
+    assert pq.get(timeout=20) == 81
+    assert len(pq._backend.pids()) == 2
+
+
+def test_broken_process_pool_executor_surfaces_as_worker_died(make):
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=FORK) as ex:
+        pq = make(backend=ex)
+        pq.put(kill_self)
+        with pytest.raises(WorkerDied):
+            pq.get(timeout=20)
+
+
+# ---------------------------------------------------------------------------------------------
+# back-pressure
+
+
+@pytest.mark.parametrize("backend_name", ["process", "thread"])
+def test_back_pressure_with_a_slow_consumer(make, backend_name):
+    window = 4
+    started = FORK.Value("i", -1, lock=False)  # highest task index started, seen by forked workers
+
+    def task(i):
+        if i > started.value:
+            started.value = i
+        return i
+
+    pq = make(task, single=True, backend=backend_name, buffer_size=window)
+    n = 30
+    feeder = feed(pq, [(i,) for i in range(n)])
+    for i in range(n):
+        assert pq.get(timeout=20) == i
+        time.sleep(0.01)
+        assert pq.qsize() <= window
+        assert started.value < i + 1 + window  # never more than the window ahead of the consumer
+    feeder.join(5)
+
+
+def test_put_blocks_and_times_out_when_the_window_is_full(make, backend):
+    pq = make(backend=backend, buffer_size=2)
+    pq.put(square, 1)
+    pq.put("marker")
+    t0 = time.monotonic()
+    with pytest.raises(Full):
+        pq.put(square, 2, timeout=0.1)
+    assert time.monotonic() - t0 >= 0.09
+    with pytest.raises(Full):
+        pq.put(square, 2, block=False)
+    with pytest.raises(Full):
+        pq.put("another", block=False)
+    assert pq.get(timeout=20) == 1
+    pq.put(square, 2, block=False)
+    assert [pq.get(timeout=20), pq.get(timeout=20)] == ["marker", 4]
+
+
+def test_buffer_size_default_and_rounding(make):
+    cpus = parallel._cpu_count()
+    assert parallel.default_buffer_size(2) == 32
+    assert parallel.default_buffer_size(16) == 256
+    assert make(backend="thread").buffer_size == parallel.default_buffer_size(cpus)
+    assert make(backend="thread", buffer_size=5).buffer_size == 8
+    with pytest.raises(ValueError):
+        make(backend="thread", buffer_size=0)
+    with pytest.raises(ValueError):
+        make(backend="thread", worker_count=0)
+    with pytest.raises(ValueError):
+        make(backend="carrier pigeon")
+
+
+# ---------------------------------------------------------------------------------------------
+# lifetime: stop, join, is_alive, iteration, map, context manager
+
+
+def test_stop_join_is_alive(make, backend):
+    pq = make(backend=backend)
+    assert pq.is_alive()
+    with pytest.raises(ValueError):
+        pq.join(0.1)
+    for i in range(5):
+        pq.put(echo_after, i, 0.01)
+    pq.put("end")
+    pq.stop()
+    assert pq.stopped
+    with pytest.raises(Closed):
+        pq.put(square, 1)
+    with pytest.raises(Closed):
+        pq.put("marker")
+    pq.join(20)
+    assert not pq.is_alive()
+    assert [pq.get(timeout=5) for _ in range(6)] == [0, 1, 2, 3, 4, "end"]  # results outlive the workers
+    with pytest.raises(Closed):
+        pq.get(timeout=5)
+    with pytest.raises(ShutDown):  # Closed is a ShutDown
+        pq.get(block=False)
+    pq.stop()  # idempotent
+
+
+def test_get_timeout_and_nonblocking(make):
+    pq = make(backend="thread")
+    with pytest.raises(Empty):
+        pq.get(block=False)
+    t0 = time.monotonic()
+    with pytest.raises(Empty):
+        pq.get(timeout=0.05)
+    assert time.monotonic() - t0 >= 0.04
+
+
+def test_stop_wakes_a_put_blocked_on_the_window(make):
+    pq = make(backend="thread", buffer_size=1)
+    pq.put("first")
+    errors = []
+
+    def blocked():
+        try:
+            pq.put("second")
+        except Closed as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=blocked)
+    t.start()
+    time.sleep(0.05)
+    pq.stop()
+    t.join(5)
+    assert len(errors) == 1
+    assert pq.get(timeout=5) == "first"
+    with pytest.raises(Closed):
+        pq.get(timeout=5)
+
+
+def test_iteration_until_stopped_and_drained(make, backend):
+    pq = make(backend=backend)
+    tasks = [(square, i) for i in range(25)] + [("done",)]
+
+    def produce():
+        for task in tasks:
+            pq.put(*task)
+        pq.stop()
+
+    threading.Thread(target=produce, daemon=True).start()
+    assert list(pq) == [i * i for i in range(25)] + ["done"]
+    pq.join(20)
+    assert not pq.is_alive()
+
+
+def test_iteration_raises_a_task_error_in_place(make):
+    pq = make(backend="thread")
+    pq.put(square, 2)
+    pq.put(boom, 1)
+    pq.put(square, 3)
+    pq.stop()
+    got = []
+    with pytest.raises(WorkerError):
+        for x in pq:
+            got.append(x)
+    assert got == [4]
+    assert list(pq) == [9]
+
+
+def test_map(make, backend):
+    pq = make(backend=backend)
+    n = 60  # more than the window (32 on two CPUs): the feeder must run beside the consumer
+    assert list(pq.map(square, range(n))) == [i * i for i in range(n)]
+    assert list(pq.map(square, [])) == []
+    assert list(pq.map(square, range(3))) == [0, 1, 4]  # again, on the same queue
+
+
+def test_map_with_a_failing_task_and_a_failing_iterable(make):
+    pq = make(backend="thread", buffer_size=4)
+
+    def items():
+        yield 1
+        yield 2
+        raise RuntimeError("iterable broke")
+
+    it = pq.map(square, items())
+    assert next(it) == 1 and next(it) == 4
+    with pytest.raises(RuntimeError, match="iterable broke"):
+        next(it)
+    it = pq.map(boom, range(3))
+    with pytest.raises(WorkerError):
+        next(it)
+    it.close()
+    assert pq.qsize() == 0  # the rest of that map was taken out
+    assert list(pq.map(square, range(3))) == [0, 1, 4]
+
+
+def test_map_left_early_leaves_the_queue_clean(make, backend):
+    pq = make(backend=backend, buffer_size=4)
+    it = pq.map(square, range(1000))
+    assert [next(it) for _ in range(5)] == [0, 1, 4, 9, 16]
+    it.close()
+    assert pq.qsize() == 0
+    pq.put(square, 12)
+    assert pq.get(timeout=20) == 144
+
+
+def test_map_refuses_a_queue_with_results_pending(make):
+    pq = make(backend="thread")
+    pq.put("marker")
+    with pytest.raises(ValueError):
+        pq.map(square, range(3))
+    with pytest.raises(TypeError):
+        pq.map("not callable", range(3))
+
+
+def test_map_after_stop_raises_closed(make):
+    pq = make(backend="thread")
+    pq.stop()
+    with pytest.raises(Closed):
+        list(pq.map(square, range(3)))
+
+
+def test_context_manager_stops_and_joins(api, backend):
+    ParallelQueue = api[0]
+    with ParallelQueue(2, backend=backend) as pq:
+        pq.put(echo_after, "x", 0.05)
+        assert pq.get(timeout=20) == "x"
+        pq.put(echo_after, "y", 0.05)
+    assert pq.stopped and not pq.is_alive()
+    assert pq.get(timeout=5) == "y"
+
+
+def test_threads_put_and_get_concurrently(make):
+    pq = make(backend="process", buffer_size=8)
+    producers, per = 4, 25
+    got = []
+    lock = threading.Lock()
+
+    def produce(tid):
+        for i in range(per):
+            pq.put(echo_after, (tid, i), 0.0005)
+
+    def consume(k):
+        for _ in range(k):
+            item = pq.get(timeout=20)
+            with lock:
+                got.append(item)
+
+    threads = [threading.Thread(target=produce, args=(t,)) for t in range(producers)]
+    threads += [threading.Thread(target=consume, args=(producers * per // 2,)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(got) == sorted((t, i) for t in range(producers) for i in range(per))
+
+
+# ---------------------------------------------------------------------------------------------
+# ParallelSingleTaskQueue
+
+
+@pytest.mark.parametrize("backend_name", ["process", "thread"])
+def test_single_task_queue_runs_a_closure_in_order(make, backend_name):
+    offset = 1000
+
+    def nested(x, scale=1):  # a closure: reaches forked workers by inheritance only
+        time.sleep(random.random() * 0.003)
+        return (x + offset) * scale
+
+    pq = make(nested, single=True, backend=backend_name)
+    pq.put(1)
+    pq.put(2, scale=10)
+    assert [pq.get(timeout=20), pq.get(timeout=20)] == [1001, 10020]
+    assert list(pq.map(range(40))) == [i + offset for i in range(40)]
+
+
+def test_single_task_queue_with_an_executor_and_errors(make, thread_executor):
+    pq = make(boom, single=True, backend=thread_executor)
+    pq.put(1)
+    with pytest.raises(WorkerError):
+        pq.get(timeout=20)
+    with pytest.raises(TypeError):
+        make("not callable", single=True, backend="thread")
+
+
+# ---------------------------------------------------------------------------------------------
+# no orphans
+
+
+def test_no_worker_left_after_join(make):
+    pq = make(backend="process")
+    pq.put(pid_of)
+    pq.get(timeout=20)
+    pids = pq._backend.pids()
+    assert len(pids) == 2 and all(alive(p) for p in pids)
+    pq.stop()
+    pq.join(20)
+    assert not any(alive(p) for p in pids)
+
+
+def test_no_worker_left_after_garbage_collection(api):
+    ParallelQueue = api[0]
+    pq = ParallelQueue(2)
+    pq.put(echo_after, 1, 5.0)  # still running when the queue goes away
+    pq.put(square, 3)
+    pids = pq._backend.pids()
+    collector = pq._backend.collector
+    del pq
+    gc.collect()
+    assert wait_gone(pids)
+    collector.join(10)
+    assert not collector.is_alive()
+
+
+def test_no_thread_left_after_garbage_collection(api):
+    ParallelQueue = api[0]
+    pq = ParallelQueue(2, backend="thread")
+    pq.put(square, 3)
+    threads = pq._backend.threads
+    del pq
+    gc.collect()
+    for t in threads:
+        t.join(5)
+        assert not t.is_alive()
+
+
+_ORPHAN_SCRIPT = textwrap.dedent("""
+    import os, signal, sys, time
+    from fastq import parallel
+    import fastq
+    ParallelQueue = parallel.bind(fastq.ReorderBuffer, fastq.Queue, fastq.ProcessQueue)[0]
+    pq = ParallelQueue(2)
+    pq.put(time.sleep, 30)
+    print(" ".join(map(str, pq._backend.pids())), flush=True)
+    time.sleep(0.2)
+    os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def test_workers_exit_when_the_parent_is_killed():
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.run([sys.executable, "-c", _ORPHAN_SCRIPT], capture_output=True, text=True, env=env,
+                          timeout=30)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    pids = [int(p) for p in proc.stdout.split()]
+    assert len(pids) == 2
+    assert wait_gone(pids, 10)
+
+
+_NON_DAEMON_SCRIPT = textwrap.dedent("""
+    import sys, time
+    from fastq import parallel
+    import fastq
+    ParallelQueue = parallel.bind(fastq.ReorderBuffer, fastq.Queue, fastq.ProcessQueue)[0]
+
+    def write(path, text):
+        time.sleep(0.2)
+        with open(path, "w") as f:
+            f.write(text)
+
+    pq = ParallelQueue(1, backend=sys.argv[1], daemon=False)
+    pq.put(write, sys.argv[2], "finished")
+    # no stop(): the interpreter exit stops the queue and lets the task finish
+""")
+
+
+@pytest.mark.parametrize("backend_name", ["process", "thread"])
+def test_non_daemon_workers_finish_their_tasks_at_exit(tmp_path, backend_name):
+    out = tmp_path / "out.txt"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.run([sys.executable, "-c", _NON_DAEMON_SCRIPT, backend_name, str(out)],
+                          capture_output=True, text=True, env=env, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text() == "finished"
+
+
+# ---------------------------------------------------------------------------------------------
+# dask with worker processes
+
+
+def test_dask_with_worker_processes(api):
+    cluster, client = _dask_cluster(processes=True)
+    try:
+        ParallelQueue = api[0]
+        with ParallelQueue(backend=client, buffer_size=8) as pq:
+            assert list(pq.map(square, range(20))) == [i * i for i in range(20)]
+            pq.put(boom, 1)
+            pq.put("marker")
+            with pytest.raises(WorkerError) as info:
+                pq.get(timeout=30)
+            assert isinstance(info.value.__cause__, ZeroDivisionError)
+            assert "boom" in info.value.traceback
+            assert pq.get(timeout=30) == "marker"
+    finally:
+        client.close()
+        cluster.close()
+
+
+def test_a_worker_error_pickles():
+    err = WorkerError("ZeroDivisionError: x", "Traceback ...")
+    again = pickle.loads(pickle.dumps(err))
+    assert again.traceback == "Traceback ..." and str(again) == str(err)
