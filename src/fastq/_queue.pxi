@@ -47,6 +47,7 @@ DEF KIND_HEAP = 2
 cdef str _NEGATIVE_TIMEOUT = "'timeout' must be a non-negative number"
 cdef tuple _HOOKS = ("_init", "_qsize", "_put", "_get")
 cdef dict _hooked_types = {}  # type -> does it override a hook of its fastq base class?
+cdef tuple _PY_BASES = (_pyq.Queue, _pyq.LifoQueue, _pyq.PriorityQueue)  # by kind
 
 
 cdef inline fq_time_t _deadline(object block, object timeout) except? -2:
@@ -309,16 +310,26 @@ cdef class Queue:
         else:
             fq_cond_signal(&self.c_tasks_done)
 
+    # With a hook overridden, the object is queue.Queue exactly: the base hooks are queue.py's,
+    # on a real deque (or list) in self.queue, so a subclass extending them sees what it expects.
+
     def _init(self, maxsize):
-        pass
+        if self._hooked:
+            _PY_BASES[self.kind]._init(self, maxsize)
 
     def _qsize(self):
+        if self._hooked:
+            return _PY_BASES[self.kind]._qsize(self)
         return self.ring.count
 
     def _put(self, item):
+        if self._hooked:
+            return _PY_BASES[self.kind]._put(self, item)
         self._push(item)
 
     def _get(self):
+        if self._hooked:
+            return _PY_BASES[self.kind]._get(self)
         if self.ring.count == 0:
             raise IndexError("get from an empty queue")
         return self._pop()
@@ -451,12 +462,14 @@ cdef class Queue:
                     except (Full, ShutDown) as exc:
                         raise _pyq._with_inserted(exc, done) from None
                     continue
-            while room > 0:
-                self._push(batch[done])
-                self._unfinished += 1
-                done += 1
-                room -= 1
-            fq_cond_signal(&self.c_not_empty)
+            try:
+                while room > 0:
+                    self._push(batch[done])
+                    self._unfinished += 1
+                    done += 1
+                    room -= 1
+            finally:  # a failing comparison must not strand getters waiting for the prefix
+                fq_cond_signal(&self.c_not_empty)
 
     def get_many(self, max_items, block=True, timeout=None):
         """Remove and return a list of up to `max_items` items (fastq extra).
