@@ -17,10 +17,6 @@ class StdlibExtras:
         items = list(items)
         if block and timeout is not None and timeout < 0:
             raise ValueError(NEGATIVE_TIMEOUT)
-        if getattr(self, "is_shutdown", False):
-            exc = errors.ShutDown()
-            exc.inserted = 0
-            raise exc
         for inserted, item in enumerate(items):
             try:
                 self.put(item, block, timeout)
