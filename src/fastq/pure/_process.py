@@ -22,10 +22,16 @@ multiprocessing's locks, or with items in its feeder thread, can hang the others
 """
 import collections
 import multiprocessing
+import pickle
 import multiprocessing.queues
 from multiprocessing.reduction import ForkingPickler
 from operator import index
 from time import monotonic
+
+try:
+    from select import POLLIN, poll as _select_poll
+except ImportError:  # Windows
+    _select_poll = None
 
 from ..errors import Empty, Full, ShutDown
 from ._queue import _check_timeout, _max_items, _with_inserted
@@ -42,9 +48,18 @@ _SHUTDOWN, _ITEMS = 0, 1
 _OPEN, _SHUT, _IMMEDIATE = 0, 1, 2
 
 _PROTOCOL = 5  # as the C core: numpy arrays and other buffers are written in one copy
-_dumps = ForkingPickler.dumps
 _loads = ForkingPickler.loads
-_TOKEN = None  # what the feeder thread pickles in place of each item (see _start_thread)
+_TOKEN = None  # what the feeder thread pickles in place of the items (see _start_thread)
+# ForkingPickler (multiprocessing's reducers for connections, sockets, ...) costs microseconds per call
+# to set up; types that no reducer concerns take pickle.dumps directly
+_PLAIN = frozenset({int, float, complex, str, bytes, bytearray, bool, type(None)})
+
+
+def _serialize(obj, dumps=pickle.dumps, forking_dumps=ForkingPickler.dumps):
+    cls = type(obj)
+    if cls in _PLAIN or (cls is tuple and all(type(x) in _PLAIN for x in obj)):
+        return dumps(obj, _PROTOCOL)
+    return forking_dumps(obj, _PROTOCOL)
 
 
 class ProcessQueue(multiprocessing.queues.JoinableQueue):
@@ -70,6 +85,7 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
         self._capacity = capacity
         self._named = bool(named)
         self._state = ctx.RawArray("q", 2)  # guarded by self._cond (the JoinableQueue's)
+        self._fast_poll = None
 
     # --- multiprocessing plumbing -------------------------------------------------------------
 
@@ -81,20 +97,43 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
     def __setstate__(self, state):
         super().__setstate__(state[:-4])
         self._state, self._fastq_maxsize, self._capacity, self._named = state[-4:]
+        self._fast_poll = None
 
     def _start_thread(self):
         # The feeder thread pickles each buffer entry and hands the result to self._send_bytes, both
-        # captured when it starts. put() has pickled the item already: the buffer holds a token and
-        # the side deque the bytes, in the same order, and the feeder's send_bytes writes those.
-        # The closure does not reference self, so the queue can still be garbage collected.
+        # captured when it starts. put() has pickled its items already and appends them to a side
+        # deque; the buffer gets a token only when it holds none (a pending token will send what
+        # is appended before the feeder takes it), and for each token the feeder's send_bytes
+        # writes everything the side deque holds, in order. The closure does not reference self,
+        # so the queue can still be garbage collected.
         side = self._side = collections.deque()
         popleft, send = side.popleft, self._writer.send_bytes
 
-        def send_pickled(_token, popleft=popleft, send=send):
-            send(popleft())
+        def send_pending(_token, popleft=popleft, send=send):
+            while True:
+                try:
+                    data = popleft()
+                except IndexError:  # not to the feeder's own `except IndexError`
+                    return
+                send(data)
 
-        self._send_bytes = send_pickled
+        self._send_bytes = send_pending
         super()._start_thread()
+
+    def _poll_fn(self):
+        """self._poll (Connection.poll) builds a selector per call; a select.poll object is reused."""
+        if _select_poll is None:
+            fn = self._poll
+        else:
+            poller = _select_poll()
+            poller.register(self._reader.fileno(), POLLIN)
+            ready = poller.poll
+
+            def fn(timeout=0.0, ready=ready):
+                return bool(ready(timeout * 1000.0))
+
+        self._fast_poll = fn
+        return fn
 
     def _check_open(self):
         if self._closed:
@@ -139,8 +178,9 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
             if self._thread is None:
                 self._start_thread()
             self._side.extend(datas)
-            self._buffer.extend([_TOKEN] * n)
-            self._notempty.notify()
+            if not self._buffer:
+                self._buffer.append(_TOKEN)
+                self._notempty.notify()
 
     def put(self, obj, block=True, timeout=None):
         """Put `obj` into the queue; the same as multiprocessing.Queue.put, except that `obj` is
@@ -150,7 +190,7 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
         _check_timeout(block, timeout)
         if self._state[_SHUTDOWN]:
             raise ShutDown
-        data = _dumps(obj, _PROTOCOL)
+        data = _serialize(obj)
         self._acquire_slot(block, None if timeout is None or not block else monotonic() + timeout)
         self._commit((data,))
 
@@ -169,7 +209,7 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
         _check_timeout(block, timeout)
         if self._state[_SHUTDOWN]:
             raise _with_inserted(ShutDown(), 0)
-        datas = [_dumps(obj, _PROTOCOL) for obj in items]
+        datas = [_serialize(obj) for obj in items]
         deadline = None if timeout is None or not block else monotonic() + timeout
         acquire = self._sem.acquire
         inserted, n = 0, len(datas)
@@ -196,7 +236,7 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
         if not (rlock.acquire(True, wait) if wait > 0.0 else rlock.acquire(False)):
             return []
         try:
-            poll = self._poll
+            poll = self._fast_poll or self._poll_fn()
             if not poll(wait):
                 return []
             recv, release = self._recv_bytes, self._sem.release
@@ -274,20 +314,16 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
         """After an immediate shutdown: drop what is in the pipe and in this process's feeder
         buffer (they were counted as discarded and done), giving back their maxsize slots."""
         with self._notempty:
-            tokens = sum(1 for entry in self._buffer if entry is _TOKEN)
-            if tokens:
-                kept = [entry for entry in self._buffer if entry is not _TOKEN]  # the feeder's sentinel
-                self._buffer.clear()
-                self._buffer.extend(kept)
-                # the side deque may hold one more entry at its left (the feeder popped its token and
-                # is about to write it): drop from the right
-                for _ in range(tokens):
-                    self._side.pop()
+            if self._thread is not None:
+                dropped = len(self._side)
+                self._side.clear()  # what the feeder took already goes to the pipe (tokens stay: harmless)
+                for _ in range(dropped):
                     self._sem.release()
         if self._closed or not self._rlock.acquire(False):
             return
         try:
-            while self._poll():
+            poll = self._fast_poll or self._poll_fn()
+            while poll():
                 self._recv_bytes()
                 self._sem.release()
         finally:
