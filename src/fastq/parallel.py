@@ -52,6 +52,7 @@ _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _MIN_CREDIT = 2  # tasks in flight per worker process: one running, one waiting in its queue...
 _QUEUED_WORK = 0.002  # ...or, for short tasks, about this many seconds of work queued per worker
 _MAX_CREDIT = 64
+_FLUSH_AFTER = 0.0002  # seconds: a worker sends results at once past this, else at its batch's end
 _BATCH = 256  # results the collector takes per get_many
 _SLICE = 0.1  # seconds: how often the collector looks at the workers' sentinels when idle
 _PARENT_CHECK = 1.0  # seconds: how often an idle worker checks that its parent is alive
@@ -190,8 +191,22 @@ def _worker_main(wid, tasks, results, func, parent_pid, pdeathsig):
     loads = pickle.loads
     get_many = tasks.get_many
     put = results.put
+    put_many = results.put_many
     getppid = os.getppid
     clock = perf_counter
+    done = []  # results not sent yet: short tasks answer in batches
+
+    def flush():
+        try:
+            put_many(done)
+        except BaseException:  # one of them does not pickle: send them one by one
+            for message in done:
+                try:
+                    put(message)
+                except BaseException as exc:
+                    put((message[0], message[1], -1.0, _describe(exc, skip_frames=0)))
+        done.clear()
+
     while True:
         try:
             batch = get_many(_MAX_CREDIT, timeout=_PARENT_CHECK)
@@ -199,8 +214,11 @@ def _worker_main(wid, tasks, results, func, parent_pid, pdeathsig):
             if getppid() != parent_pid:
                 os._exit(1)
             continue
+        since = clock()
         for task in batch:
             if task is None:
+                if done:
+                    flush()
                 return
             packet_id, payload = task
             t0 = clock()
@@ -211,14 +229,17 @@ def _worker_main(wid, tasks, results, func, parent_pid, pdeathsig):
                 else:
                     args, kwargs = loads(payload)
                     result = func(*args, **kwargs)
-                message = (wid, packet_id, clock() - t0, result)
+                now = clock()
+                done.append((wid, packet_id, now - t0, result))
                 del result
             except BaseException as exc:
-                message = (wid, packet_id, -1.0, _describe(exc))
-            try:
-                put(message)
-            except BaseException as exc:  # the result does not pickle, or is too large
-                put((wid, packet_id, -1.0, _describe(exc, skip_frames=0)))
+                now = clock()
+                done.append((wid, packet_id, -1.0, _describe(exc)))
+            if now - since >= _FLUSH_AFTER:
+                flush()
+                since = now
+        if done:
+            flush()
 
 
 def _discard(q):
@@ -294,13 +315,14 @@ class _ProcessBackend:
             if self.broken is not None:
                 raise WorkerError("the ParallelQueue's collector thread failed", _format(self.broken)) from self.broken
             worker = None if self.backlog else self._least_loaded()
-            if worker is None:
+            if worker is None:  # the collector sends it, with others, when a result comes back
                 self.backlog.append((packet_id, payload))
             else:
                 worker.tasks.put((packet_id, payload))
                 worker.held.append(packet_id)
 
     def _least_loaded(self):
+        """The worker with the fewest tasks among those below the credit, or None."""
         best = None
         credit = self.credit
         for worker in self.workers.values():
