@@ -791,3 +791,17 @@ def test_a_worker_error_pickles():
     err = WorkerError("ZeroDivisionError: x", "Traceback ...")
     again = pickle.loads(pickle.dumps(err))
     assert again.traceback == "Traceback ..." and str(again) == str(err)
+
+
+def test_spawned_workers_where_fork_is_not_used(api, monkeypatch):
+    # what macOS and Windows get: the platform's default start method, here forced to spawn
+    monkeypatch.setattr(parallel, "_process_context", lambda func: multiprocessing.get_context("spawn"))
+    ParallelQueue, ParallelSingleTaskQueue = api
+    with ParallelQueue(2) as pq:
+        assert list(pq.map(square, range(10))) == [i * i for i in range(10)]
+        pq.put(boom, 1)
+        with pytest.raises(WorkerError):
+            pq.get(timeout=30)
+    with ParallelSingleTaskQueue(square, 1) as pq:
+        pq.put(7)
+        assert pq.get(timeout=30) == 49

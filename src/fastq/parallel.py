@@ -174,9 +174,10 @@ def _pdeathsig():
     return _PDEATHSIG
 
 
-def _worker_main(wid, tasks, results, func, parent_pid, pdeathsig):
-    """A worker process: run tasks from its own queue, send (wid, id, ok, value) to the shared
-    result queue, until it reads None (stop) or its parent is gone."""
+def _worker_main(wid, tasks, results, func, parent_pid):
+    """A worker process: run tasks from its own queue, send (wid, id, run time or -1, result or
+    error) to the shared result queue, until it reads None (stop) or its parent is gone."""
+    pdeathsig = _pdeathsig()  # forked: the parent's, looked up already
     if pdeathsig is not None:
         try:
             pdeathsig()
@@ -391,9 +392,10 @@ class _ProcessBackend:
         wid = next(self.wids)
         tasks = self._queue()
         target_ctx = self.ctx or multiprocessing
+        _pdeathsig()  # look it up once here, so forked workers inherit it
         proc = target_ctx.Process(
             target=_worker_main,
-            args=(wid, tasks, self.results, self.func, os.getpid(), _pdeathsig()),
+            args=(wid, tasks, self.results, self.func, os.getpid()),
             name=f"fastq-parallel-worker-{wid}",
             daemon=self.daemon,
         )
