@@ -186,3 +186,9 @@ def run_quick(repeat=3, full=False, out=print):
     for name, why in skipped:
         out(f"skipped {name}: {why}")
     return times
+
+
+if __name__ == "__main__":  # python -m fastq._bench_parallel [--full]
+    import sys
+
+    run_quick(full="--full" in sys.argv)

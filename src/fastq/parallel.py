@@ -12,19 +12,26 @@ filled with the error, which get() raises in order.
 
 Backends (only the transport differs):
 
-- "process": worker processes, each with its own small task queue (a core ProcessQueue; at most
-  a few tasks in flight per worker, dispatched to the least loaded, the rest wait in the
-  parent: 2 per worker for tasks of a millisecond or more, up to about 2 ms of work for shorter
-  ones, from the run times workers report, so trivial tasks don't pay a round trip each) and one shared result queue. A collector thread takes results in batches, files them,
-  dispatches waiting tasks, and watches the workers' sentinels: when a worker dies it drains the
-  result queue, fills every id the dead worker held with WorkerDied, and starts a replacement with
-  a fresh task queue. It catches everything and hands failures to get(). Workers exit when the
-  parent dies (PR_SET_PDEATHSIG on Linux, plus a getppid() check on every idle slice).
+- "process": worker processes, each with its own small task queue (a core ProcessQueue) and one
+  shared result queue. Each worker holds a few tasks at a time (its credit), dispatched to the
+  least loaded; the rest wait in the parent, so the parent always knows which ids each worker
+  holds. The credit is 2 for tasks of a millisecond or more and grows (up to the window divided
+  by the workers) to about 2 ms of work for shorter ones, from the run times workers report: a
+  trivial task then doesn't pay a round trip of its own. Workers send a result at once when
+  200 us have passed since their last send, else with the rest of the batch they took. A collector thread takes
+  results in batches (get_many), files them, sends waiting tasks in batches (put_many), and
+  watches the workers' sentinels: when a worker dies it drains the result queue, fills every id
+  the dead worker held (sent, or done and not yet sent back) with WorkerDied, and starts a
+  replacement with a fresh task queue. It catches everything and hands failures to get(): it
+  never dies silently. Workers exit when the parent dies (PR_SET_PDEATHSIG on Linux, plus a
+  getppid() check on every idle slice), and ignore SIGINT (the parent decides).
   Start method: on Linux the workers are forked (fast to start, and functions defined in __main__
   or nested in a function reach ParallelSingleTaskQueue's workers by inheritance); elsewhere the
-  platform's default. The collector thread forks them all, the first ones and the replacements,
-  because PR_SET_PDEATHSIG fires when the *thread* that forked exits, and the collector lives as
-  long as the workers do.
+  platform's default (spawn: a single-task function must then pickle). The collector thread forks
+  them all, the first ones and the replacements, because PR_SET_PDEATHSIG fires when the *thread*
+  that forked exits, and the collector lives as long as the workers do. (Python 3.12+ warns,
+  with a DeprecationWarning hidden by default, about fork in a threaded process, as it does for
+  multiprocessing.Pool, which also forks replacements from a thread.)
 - "thread": a pool of threads reading a core Queue.
 - any concurrent.futures.Executor: submit() + add_done_callback() files the result.
 - a distributed.Client (dask): client.submit() + add_done_callback(). distributed is never imported
