@@ -800,7 +800,9 @@ def test_put_many_timeout_with_partial_progress_loses_nothing(impl):
         q.put_many(range(10), timeout=1.0)
     taken = consumer.value()
     inserted = info.value.inserted
-    assert inserted == 5  # 2 fit at once, 3 more as the consumer took 3, then the queue stayed full
+    # 2 fit at once, 3 more as the consumer took 3 (fewer only if it was starved for a whole second),
+    # then the queue stayed full; what went in is exactly the prefix the count says
+    assert 2 <= inserted <= 5
     assert taken + drain(q) == list(range(inserted))
     assert q.unfinished_tasks == inserted
 
