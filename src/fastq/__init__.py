@@ -35,15 +35,17 @@ ProcessQueue = getattr(_c_core, "ProcessQueue", None) or pure.ProcessQueue
 IMPLEMENTATIONS = dict.fromkeys(("Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "ReorderBuffer"), IMPLEMENTATION)
 IMPLEMENTATIONS["ProcessQueue"] = "python" if ProcessQueue is pure.ProcessQueue else "c"
 
+from . import iterable as _iterable
 from . import closable as _closable, parallel as _parallel, pipeline as _pipeline
 
 ClosableQueue, StoppableWorker = _closable.bind(Queue)
 multiplex, merge = _pipeline.bind(ClosableQueue)
+IterableQueue = _iterable.bind(ProcessQueue)
 ParallelQueue, ParallelSingleTaskQueue = _parallel.bind(ReorderBuffer, Queue, ProcessQueue)
 
 __all__ = [
     "Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "ReorderBuffer", "ProcessQueue",
-    "ClosableQueue", "StoppableWorker", "multiplex", "merge", "ParallelQueue", "ParallelSingleTaskQueue",
+    "ClosableQueue", "StoppableWorker", "multiplex", "merge", "IterableQueue", "ParallelQueue", "ParallelSingleTaskQueue",
     "Empty", "Full", "ShutDown", "Closed", "Done", "WorkerError", "WorkerDied", "QueueCorrupted",
     "IMPLEMENTATION", "IMPLEMENTATIONS", "pure", "__version__",
 ]

@@ -692,6 +692,9 @@ cdef class ProcessQueue:
         self._check()
         return bool(self.q.hdr.endpoints_closed)
 
+    def _flush_backlog(self):
+        self.join_thread()
+
     def _drained(self):
         """Nothing queued and nothing being written: true emptiness, for IterableQueue."""
         self._check()

@@ -4,7 +4,9 @@ processes (the iterable-queue package's model).
 Producers put() and close(); consumers iterate, or get() raises Done once the queue is drained,
 IterableQueue.close() has said no more producers will be made, and no producer is left.
 Producers register in the ProcessQueue's segment, so one that dies without close() is noticed
-(C core; on the pure core a dead producer is only noticed if it closed). Endpoints are
+(C core; on the pure core a dead producer is only noticed if it closed). A producer endpoint
+inherited through fork takes over the registration at its first put (or close): one killed before
+that still counts as its parent until the parent exits. Endpoints are
 picklable the way the queue is (to processes being started), and follow their process across a
 fork.
 
@@ -12,7 +14,6 @@ Written once over a core: `bind(ProcessQueue)` returns the classes for that core
 """
 import functools
 import os
-from multiprocessing import util
 from time import monotonic
 
 from .errors import Closed, Done, Empty
@@ -32,10 +33,11 @@ def bind(ProcessQueue):
             self._token = token
             self._pid = os.getpid()
             self._closed = False
-            util.register_after_fork(self, Producer._adopt)
 
         def _adopt(self):
             # Running in another process than the one that registered: take the registration.
+            # After unpickling (spawn, forkserver) that happens at once; after a fork, at the first
+            # put or close (an after-fork hook would run for every producer the parent holds).
             if self._pid != os.getpid() and not self._closed:
                 self._token = self._queue._producer_adopt(self._token)
                 self._pid = os.getpid()
@@ -60,7 +62,7 @@ def bind(ProcessQueue):
             if self._closed:
                 return
             self._adopt()
-            self._queue.join_thread()  # this process's backlog is in the ring first
+            self._queue._flush_backlog()  # what this process put is on its way first
             self._queue._producer_unregister(self._token)
             self._closed = True
 
@@ -142,7 +144,6 @@ def _restore_producer(queue, token, closed):
     p = cls.__new__(cls)
     p._queue, p._token, p._pid, p._closed = queue, token, -1, closed
     p._adopt()
-    util.register_after_fork(p, cls._adopt)
     return p
 
 

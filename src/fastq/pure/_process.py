@@ -47,6 +47,8 @@ _IN_FLIGHT_GRACE = 0.1
 _SHUTDOWN, _ITEMS = 0, 1
 _OPEN, _SHUT, _IMMEDIATE = 0, 1, 2
 
+_PRODUCER_SLOTS = 128  # the last entry of _producers says whether IterableQueue endpoints are closed
+
 _PROTOCOL = 5  # as the C core: numpy arrays and other buffers are written in one copy
 _loads = ForkingPickler.loads
 _TOKEN = None  # what the feeder thread pickles in place of the items (see _start_thread)
@@ -85,6 +87,8 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
         self._capacity = capacity
         self._named = bool(named)
         self._state = ctx.RawArray("q", 2)  # guarded by self._cond (the JoinableQueue's)
+        # IterableQueue's producer registry: pids by slot, and whether endpoints are closed
+        self._producers = ctx.RawArray("q", _PRODUCER_SLOTS + 1)
         self._fast_poll = None
 
     # --- multiprocessing plumbing -------------------------------------------------------------
@@ -92,11 +96,12 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
     def __getstate__(self):
         # JoinableQueue's state starts with context.assert_spawning(self): outside process spawning
         # this raises "ProcessQueue objects should only be shared between processes through inheritance"
-        return super().__getstate__() + (self._state, self._fastq_maxsize, self._capacity, self._named)
+        return super().__getstate__() + (self._state, self._producers, self._fastq_maxsize,
+                                         self._capacity, self._named)
 
     def __setstate__(self, state):
-        super().__setstate__(state[:-4])
-        self._state, self._fastq_maxsize, self._capacity, self._named = state[-4:]
+        super().__setstate__(state[:-5])
+        self._state, self._producers, self._fastq_maxsize, self._capacity, self._named = state[-5:]
         self._fast_poll = None
 
     def _start_thread(self):
@@ -395,3 +400,49 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
     def is_shutdown(self):
         """True once shutdown() was called, in any process (as queue.Queue.is_shutdown)."""
         return self._state[_SHUTDOWN] != _OPEN
+
+    # --- producer registration, for IterableQueue (iterable.py) -----------------------------------
+    # The same protocol as the C core's participant table: a token is (slot, pid). Here a producer
+    # that dies without close() is not noticed (crash tolerance is the C core's promise).
+
+    def _producer_register(self):
+        import os
+        with self._cond:
+            slots = self._producers
+            for i in range(_PRODUCER_SLOTS):
+                if slots[i] == 0:
+                    slots[i] = os.getpid()
+                    return (i, slots[i])
+        raise RuntimeError("too many live producers for one IterableQueue")
+
+    def _producer_adopt(self, token):
+        import os
+        i, pid = token
+        if pid == os.getpid():
+            return token
+        with self._cond:
+            if self._producers[i] == pid:
+                self._producers[i] = os.getpid()
+                return (i, os.getpid())
+        return self._producer_register()
+
+    def _producer_unregister(self, token):
+        i, pid = token
+        with self._cond:
+            if self._producers[i] == pid:
+                self._producers[i] = 0
+
+    def _producers_alive(self):
+        return sum(1 for i in range(_PRODUCER_SLOTS) if self._producers[i])
+
+    def _endpoints_close(self):
+        self._producers[_PRODUCER_SLOTS] = 1
+
+    def _endpoints_closed(self):
+        return bool(self._producers[_PRODUCER_SLOTS])
+
+    def _drained(self):
+        return self.qsize() == 0
+
+    def _flush_backlog(self):
+        pass  # items still in the feeder thread are counted in qsize() already
