@@ -49,6 +49,7 @@ import signal
 import sys
 import threading
 import traceback
+import types
 import weakref
 from collections import deque
 from time import monotonic, perf_counter
@@ -60,6 +61,8 @@ _MIN_CREDIT = 2  # tasks in flight per worker process: one running, one waiting 
 _QUEUED_WORK = 0.002  # ...or, for short tasks, about this many seconds of work queued per worker
 _MAX_CREDIT = 64
 _FLUSH_AFTER = 0.0002  # seconds: a worker sends results at once past this, else at its batch's end
+_FUNCTION_CACHE = 256  # pickled functions remembered, each side
+_PLAIN_FUNCTIONS = (types.FunctionType, types.BuiltinFunctionType)
 _BATCH = 256  # results the collector takes per get_many
 _SLICE = 0.1  # seconds: how often the collector looks at the workers' sentinels when idle
 _PARENT_CHECK = 1.0  # seconds: how often an idle worker checks that its parent is alive
@@ -203,6 +206,7 @@ def _worker_main(wid, tasks, results, func, parent_pid):
     getppid = os.getppid
     clock = perf_counter
     done = []  # results not sent yet: short tasks answer in batches
+    functions = {}  # pickled function -> function
 
     def flush():
         try:
@@ -232,7 +236,13 @@ def _worker_main(wid, tasks, results, func, parent_pid):
             t0 = clock()
             try:
                 if func is None:
-                    f, args, kwargs = loads(payload)
+                    pickled_func, payload = payload
+                    f = functions.get(pickled_func)
+                    if f is None:
+                        if len(functions) >= _FUNCTION_CACHE:
+                            functions.clear()
+                        f = functions[pickled_func] = loads(pickled_func)
+                    args, kwargs = loads(payload)
                     result = f(*args, **kwargs)
                 else:
                     args, kwargs = loads(payload)
@@ -296,6 +306,7 @@ class _ProcessBackend:
         self.killed = False
         self.broken = None  # the collector's failure
         self.wids = itertools.count()
+        self.pickled = {}  # id(function) -> (function, its pickle), plain functions only
         self.credit = _MIN_CREDIT  # tasks in flight per worker, from the run times reported
         self.max_credit = max(_MIN_CREDIT, min(_MAX_CREDIT, buffer.window // count))
         self.run_time = 0.01  # seconds per task, a moving average; starts slow
@@ -314,9 +325,20 @@ class _ProcessBackend:
     # -- the put side ------------------------------------------------------------------------
 
     def prepare(self, func, args, kwargs):
-        if self.func is None:
-            return pickle.dumps((func, args, kwargs), _PROTOCOL)
-        return pickle.dumps((args, kwargs), _PROTOCOL)
+        if self.func is not None:
+            return pickle.dumps((args, kwargs), _PROTOCOL)
+        # A plain function pickles as its module and name, always the same bytes: keep them
+        # (pickle looks the module up through the import system on every dump).
+        cached = self.pickled.get(id(func))
+        if cached is not None and cached[0] is func:
+            pickled_func = cached[1]
+        else:
+            pickled_func = pickle.dumps(func, _PROTOCOL)
+            if type(func) in _PLAIN_FUNCTIONS:
+                if len(self.pickled) >= _FUNCTION_CACHE:
+                    self.pickled.clear()
+                self.pickled[id(func)] = (func, pickled_func)  # holds func: its id stays its own
+        return pickled_func, pickle.dumps((args, kwargs), _PROTOCOL)
 
     def submit(self, packet_id, payload):
         with self.lock:
@@ -799,9 +821,13 @@ def bind(ReorderBuffer, Queue, ProcessQueue):
             self.worker_count = worker_count
             self.buffer_size = buffer_size
             self._buffer = ReorderBuffer(buffer_size, start=start)
+            self._start = start
             self._lock = threading.Lock()
             self._stopped = False
-            self._in_flight = 0  # puts between their check and their send
+            # stop() tells the backend to stop once every reserved id was handed over (sent,
+            # passed through or filled): ids counted (mod 2**32) against the buffer's final next_id
+            self._accounted = 0
+            self._expected = None
             self._backend_stopped = False
             if isinstance(backend, str):
                 if backend == "process":
@@ -828,26 +854,23 @@ def bind(ReorderBuffer, Queue, ProcessQueue):
 
         # -- put ------------------------------------------------------------------------------
 
-        def _enter(self):
-            with self._lock:
-                if self._stopped:
-                    raise Closed("put() on a stopped ParallelQueue")
-                self._in_flight += 1
-
-        def _leave(self):
-            with self._lock:
-                self._in_flight -= 1
-                last = self._stopped and not self._in_flight and not self._backend_stopped
-                if last:
-                    self._backend_stopped = True
-            if last:
-                self._backend.stop()
-
         def _reserve(self, block, timeout):
+            if self._stopped:
+                raise Closed("put() on a stopped ParallelQueue")
             try:
                 return self._buffer.reserve(block, timeout)
             except ShutDown:
                 raise Closed("put() on a stopped ParallelQueue") from None
+
+        def _account(self):
+            """Count one reserved id as handed over; after stop(), the last one stops the backend."""
+            with self._lock:
+                self._accounted = (self._accounted + 1) & 0xFFFFFFFF
+                last = self._accounted == self._expected and not self._backend_stopped
+                if last:
+                    self._backend_stopped = True
+            if last:
+                self._backend.stop()
 
         def put(self, func, *args, block=True, timeout=None, **kwargs):
             """Run func(*args, **kwargs) on a worker; its result comes out of get() in the order
@@ -863,29 +886,25 @@ def bind(ReorderBuffer, Queue, ProcessQueue):
             self._submit(func, args, kwargs, block, timeout)
 
         def _passthrough(self, item, block, timeout):
-            self._enter()
+            packet_id = self._reserve(block, timeout)
             try:
-                self._buffer.put(self._reserve(block, timeout), item)
+                self._buffer.put(packet_id, item)
             finally:
-                self._leave()
+                self._account()
 
         def _submit(self, func, args, kwargs, block, timeout):
             task = self._backend.prepare(func, args, kwargs)  # serialized before its id exists
-            self._enter()
+            packet_id = self._reserve(block, timeout)
             try:
-                packet_id = None
+                self._backend.submit(packet_id, task)
+            except BaseException as exc:  # every reserved id gets filled
                 try:
-                    packet_id = self._reserve(block, timeout)
-                    self._backend.submit(packet_id, task)
-                except BaseException as exc:
-                    if packet_id is not None:  # every reserved id gets filled
-                        try:
-                            self._buffer.put(packet_id, _unsent(packet_id, exc))
-                        except ValueError:
-                            pass
-                    raise
+                    self._buffer.put(packet_id, _unsent(packet_id, exc))
+                except ValueError:
+                    pass
+                raise
             finally:
-                self._leave()
+                self._account()
 
         # -- get ------------------------------------------------------------------------------
 
@@ -995,10 +1014,12 @@ def bind(ReorderBuffer, Queue, ProcessQueue):
                 if self._stopped:
                     return
                 self._stopped = True
-                now = not self._in_flight and not self._backend_stopped
+            self._buffer.shutdown()  # wakes puts blocked on the window: they raise Closed
+            with self._lock:  # no id can be reserved now: the count to wait for is final
+                self._expected = (self._buffer.next_id - self._start) & 0xFFFFFFFF
+                now = self._accounted == self._expected and not self._backend_stopped
                 if now:
                     self._backend_stopped = True
-            self._buffer.shutdown()  # wakes puts blocked on the window: they raise Closed
             if now:
                 self._backend.stop()
 
