@@ -1,0 +1,117 @@
+"""Stream a local queue through a dask cluster and back (the old distributed "Data Streams with
+Queues" recipe), on fastq's queues.
+
+    remote_q = fastq.dask.scatter(client, input_q)       # items -> futures of data on the cluster
+    inc_q = fastq.dask.map(client, inc, remote_q)        # futures -> futures of inc(x)
+    result_q = fastq.dask.gather(client, inc_q)          # futures -> local values, in order
+
+Each takes any object with get() and returns a ClosableQueue fed by a daemon thread, in order.
+`maxsize=` bounds every output, so a fast source cannot flood the cluster (back-pressure). The
+stream ends when its source raises ShutDown (Closed included) or Done, and the end propagates:
+closing the input queue closes every stage. A task that fails raises WorkerError (with the
+task's traceback, the original exception as __cause__) at the get() of gather's queue, in its
+place in the stream.
+
+`pip install fastq-queue[dask]` brings distributed; this module imports it only when used.
+Written once over a core: `bind(ClosableQueue)`; fastq.dask is bound to the C core's.
+"""
+import builtins
+import functools
+import traceback
+
+from .errors import ShutDown, WorkerError
+from .pipeline import _pump, _start
+
+
+class _Failure:
+    """What gather files in place of a failed task's result."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, exc):
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self.error = WorkerError(f"task failed: {type(exc).__name__}: {exc}", tb)
+        self.error.__cause__ = exc
+
+
+@functools.cache
+def bind(ClosableQueue):
+    """scatter, map and gather over one core's ClosableQueue."""
+
+    class ResultQueue(ClosableQueue):
+        """gather's output: a failed task's WorkerError raises at its get()."""
+
+        def get(self, block=True, timeout=None):
+            item = super().get(block, timeout)
+            if type(item) is _Failure:
+                raise item.error
+            return item
+
+        def __iter__(self):
+            while True:
+                try:
+                    item = self.get()
+                except ShutDown:
+                    return
+                try:
+                    yield item
+                finally:
+                    self.task_done()
+
+    def stage(source, transform, maxsize, out_class=ClosableQueue):
+        out = out_class(maxsize)
+
+        def run():
+            try:
+                _pump(source, lambda item: out.put(transform(item)))
+            finally:
+                out.close()
+
+        _start(run)
+        return out
+
+    def scatter(client, q, maxsize=0):
+        """A queue of futures, one per item of q, whose data lives on the cluster."""
+        return stage(q, client.scatter, maxsize)
+
+    def map(client, func, q, maxsize=0, **submit_kwargs):
+        """A queue of futures of func(x) for each future (or value) x of q, in order."""
+        submit_kwargs.setdefault("pure", False)
+        return stage(q, lambda x: client.submit(func, x, **submit_kwargs), maxsize)
+
+    def gather(client, q, maxsize=0):
+        """A queue of the local results of the futures in q, in order."""
+
+        def result(future):
+            try:
+                return future.result()
+            except Exception as exc:
+                return _Failure(exc)
+
+        return stage(q, result, maxsize, ResultQueue)
+
+    return scatter, map, gather
+
+
+def _bound():
+    from . import ClosableQueue
+
+    return bind(ClosableQueue)
+
+
+def scatter(client, q, maxsize=0):
+    """A queue of futures, one per item of q, whose data lives on the cluster."""
+    return _bound()[0](client, q, maxsize)
+
+
+def map(client, func, q, maxsize=0, **submit_kwargs):
+    """A queue of futures of func(x) for each future (or value) x of q, in order."""
+    return _bound()[1](client, func, q, maxsize, **submit_kwargs)
+
+
+def gather(client, q, maxsize=0):
+    """A queue of the local results of the futures in q, in order."""
+    return _bound()[2](client, q, maxsize)
+
+
+del builtins  # `map` above shadows the builtin on purpose, as the recipe's names do
