@@ -188,10 +188,11 @@ class Queue:
                     raise ShutDown
                 _check_timeout(block, timeout)
                 _wait_not_empty(self, block, timeout)
-            else:
-                _check_timeout(block, timeout)
+            elif timeout is not None and block and timeout < 0:  # inline: the hot path
+                raise ValueError(_NEGATIVE_TIMEOUT)
             item = self._get()
-            self.not_full.notify()
+            if self.maxsize > 0:  # unbounded, no put ever waits (it would wait forever in queue.py too)
+                self.not_full.notify()
             return item
 
     def put_nowait(self, item):
