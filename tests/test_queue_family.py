@@ -1795,3 +1795,30 @@ def test_put_get_cycles_do_not_grow_memory(impl, name):
     if rss is not None:
         grown = _rss_bytes() - rss
         assert grown < 16 * 2**20, f"RSS grew by {grown / 2**20:.1f} MiB over {cycles} cycles"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["Queue", "LifoQueue", "PriorityQueue"])
+def test_shutdown_after_a_put_wakes_every_blocked_getter(impl, kind):
+    # Regression: a put's wake and shutdown's wake must not merge into one, leaving a getter asleep.
+    for _ in range(50):
+        q = getattr(impl, kind)()
+        ended = []
+
+        def getter():
+            while True:
+                try:
+                    q.get(timeout=30)
+                except impl.ShutDown:
+                    ended.append(True)
+                    return
+
+        threads = [threading.Thread(target=getter, daemon=True) for _ in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(0.002)
+        q.put(1)
+        q.shutdown()
+        for t in threads:
+            t.join(10)
+        assert ended == [True] * 3

@@ -363,7 +363,8 @@ cdef class Queue:
     cdef inline void _after_get(self):
         if self._maxsize > 0:
             fq_cond_signal(&self.c_not_full)
-        if self.ring.count > 0:
+        if self.ring.count > 0 or self._shutdown:
+            # pass the wake on: more items wait, or a shutdown's wake was absorbed by ours
             fq_cond_signal(&self.c_not_empty)
 
     # ---- the public methods ----

@@ -124,9 +124,11 @@ typedef struct {     /* a parsed, validated payload */
 
 static inline uint64_t fq_st(uint64_t kind, uint64_t v) { return (kind << 60) | (v & FQ_LOW60); }
 static inline uint64_t fq_lap(const fq_shmq *q, uint64_t pos) { return pos >> q->lap_shift; }
+/* The record at a cursor. Masked to the arena and to 64 bytes, so even a scribbled cursor can
+ * only point inside the arena (validation then rejects what it finds there). */
 static inline fq_rec *fq_rec_at(const fq_shmq *q, uint64_t pos)
 {
-    return (fq_rec *)(q->arena + (pos & (q->cap - 1)));
+    return (fq_rec *)(q->arena + (pos & (q->cap - 1) & ~UINT64_C(63)));
 }
 static inline uint64_t fq_align64(uint64_t n) { return (n + 63) & ~UINT64_C(63); }
 
@@ -460,7 +462,7 @@ static int fq_reserve(fq_shmq *q, uint64_t me, uint64_t len, fq_wslot *w, int pa
         uint64_t off = tail & (cap - 1);
         uint64_t need = off + size > cap ? cap - off + size : size;
         uint64_t fr = atomic_load_explicit(&h->free, memory_order_acquire);
-        if (fr > tail || tail - fr > cap) {
+        if (fr > tail || tail - fr > cap || tail % 64) {
             rc = FQ_CORRUPT;
             break;
         }
