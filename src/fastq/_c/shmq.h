@@ -100,6 +100,8 @@ typedef struct {
     int64_t seen_since;
     uint64_t full_free, full_head;
     int64_t last_reader_check;
+    int64_t spin_ns;  /* the adaptive spin before a consumer sleeps; -1: never (one CPU) */
+    int spin_skips;
 } fq_shmq;
 
 typedef struct {     /* a reserved record, being written */
@@ -256,7 +258,9 @@ static int fq_spill_create(const char *name, uint64_t size, char **out)
     return 0;
 }
 
-/* Map a spill segment read-only and unlink its name. 0, -errno, or FQ_CORRUPT. */
+/* Map a spill segment read-only and unlink its name. 0, -errno, or FQ_CORRUPT. A READY record
+ * naming a segment that does not exist (or is empty) is inconsistent: only its consumer unlinks
+ * it, and a producer publishes the name only after filling the segment. */
 static int fq_spill_open(const char *name, uint64_t name_len, char **out, uint64_t *size)
 {
     char buf[FQ_SPILL_NAME_LEN + 1];
@@ -266,18 +270,20 @@ static int fq_spill_open(const char *name, uint64_t name_len, char **out, uint64
     buf[FQ_SPILL_NAME_LEN] = '\0';
     int fd = shm_open(buf, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0)
-        return -errno;
+        return errno == ENOENT ? FQ_CORRUPT : -errno;
     shm_unlink(buf);
     struct stat st;
     void *p = MAP_FAILED;
-    int err = 0;
+    int err = 0, corrupt = 0;
     if (fstat(fd, &st) < 0)
         err = errno;
     else if (st.st_size <= 0)
-        err = EINVAL;
+        corrupt = 1;
     else if ((p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED)
         err = errno;
     close(fd);
+    if (corrupt)
+        return FQ_CORRUPT;
     if (err)
         return -err;
     *out = p;
@@ -582,6 +588,18 @@ static int fq_peek(fq_shmq *q, fq_rslot *s)
     }
 }
 
+/* Parse the payload of the record fq_peek found: FQ_OK, FQ_AGAIN (the record changed under us:
+ * peek again) or FQ_CORRUPT. A record still READY in the same lap after the parse is the one its
+ * producer published (a slot is reused only in a later lap), so a payload that does not parse is
+ * inconsistent; retrying would spin forever. */
+static int fq_read_payload(const fq_rslot *s, fq_payload *p)
+{
+    if (fq_payload_parse(s->payload, s->len, p) == FQ_OK)
+        return FQ_OK;
+    atomic_thread_fence(memory_order_acquire);
+    return atomic_load_explicit(&s->rec->state, memory_order_acquire) == s->state ? FQ_CORRUPT : FQ_AGAIN;
+}
+
 /* Claim the record peek found: FQ_OK (it is ours: copy out, then fq_release) or FQ_AGAIN
  * (another consumer took it: peek again). */
 static int fq_claim(fq_shmq *q, const fq_rslot *s, uint64_t me)
@@ -636,14 +654,36 @@ static int fq_has_work(fq_shmq *q)
     return (st >> 60) != FQ_WRITING;
 }
 
+/* In steady streaming a short spin beats a sleep and a wake syscall per message; when messages
+ * come rarely it only burns CPU. So the spin adapts: it doubles (up to FQ_SPIN_MAX_NS) when it
+ * catches a message, halves when it does not, and once it has died out, a short probe every
+ * 16 sleeps tries again. No spinning at all on a single CPU. */
+#define FQ_SPIN_MAX_NS 20000
+
+static void fq_spin_for_work(fq_shmq *q, int64_t timeout_ns)
+{
+    if (q->spin_ns <= 0) {
+        if (q->spin_ns == 0 && ++q->spin_skips >= 16) {
+            q->spin_skips = 0;
+            q->spin_ns = 1000;
+        }
+        return;
+    }
+    int64_t start = fq_now_ns();
+    int64_t until = start + (q->spin_ns < timeout_ns ? q->spin_ns : timeout_ns);
+    while (!fq_has_work(q) && fq_now_ns() < until)
+        for (int i = 0; i < 64; i++)
+            fq_cpu_relax();
+    if (fq_has_work(q))
+        q->spin_ns = q->spin_ns * 2 > FQ_SPIN_MAX_NS ? FQ_SPIN_MAX_NS : q->spin_ns * 2;
+    else
+        q->spin_ns = q->spin_ns / 2 < 500 ? 0 : q->spin_ns / 2;
+}
+
 static void fq_wait_not_empty(fq_shmq *q, int64_t timeout_ns)
 {
     fq_shm_header *h = q->hdr;
-    /* in steady streaming a short spin beats a sleep and a wake syscall per message */
-    int64_t spin_until = fq_now_ns() + 20000;
-    while (!fq_has_work(q) && fq_now_ns() < spin_until)
-        for (int i = 0; i < 64; i++)
-            fq_cpu_relax();
+    fq_spin_for_work(q, timeout_ns);
     uint32_t seq = atomic_load(&h->ne_seq);
     atomic_fetch_add(&h->ne_waiters, 1);
     if (!fq_has_work(q))
@@ -770,6 +810,8 @@ static int fq_map(fq_shmq *q, int fd, size_t size)
     q->seen_cursor = UINT64_MAX;
     q->seen_since = 0;
     q->last_reader_check = 0;
+    q->spin_ns = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? FQ_SPIN_MAX_NS : -1;
+    q->spin_skips = 0;
     return 0;
 }
 
