@@ -58,8 +58,8 @@ def bind(Queue):
         def __iter__(self):
             while True:
                 try:
-                    item = Queue.get(self)
-                except ShutDown:
+                    item = self.get()
+                except ShutDown:  # Closed included
                     return
                 try:
                     yield item

@@ -17,21 +17,9 @@ Written once over a core: `bind(ClosableQueue)`; fastq.dask is bound to the C co
 """
 import builtins
 import functools
-import traceback
 
-from .errors import ShutDown, WorkerError
+from .parallel import _Failure
 from .pipeline import _pump, _start
-
-
-class _Failure:
-    """What gather files in place of a failed task's result."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, exc):
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        self.error = WorkerError(f"task failed: {type(exc).__name__}: {exc}", tb)
-        self.error.__cause__ = exc
 
 
 @functools.cache
@@ -44,19 +32,8 @@ def bind(ClosableQueue):
         def get(self, block=True, timeout=None):
             item = super().get(block, timeout)
             if type(item) is _Failure:
-                raise item.error
+                item.raise_()
             return item
-
-        def __iter__(self):
-            while True:
-                try:
-                    item = self.get()
-                except ShutDown:
-                    return
-                try:
-                    yield item
-                finally:
-                    self.task_done()
 
     def stage(source, transform, maxsize, out_class=ClosableQueue):
         out = out_class(maxsize)
@@ -86,7 +63,7 @@ def bind(ClosableQueue):
             try:
                 return future.result()
             except Exception as exc:
-                return _Failure(exc)
+                return _Failure.local(exc)
 
         return stage(q, result, maxsize, ResultQueue)
 

@@ -525,6 +525,18 @@ static int fq_publish(fq_shmq *q, const fq_wslot *w, uint64_t me)
     return ok ? FQ_OK : FQ_AGAIN;
 }
 
+/* Give up a reserved record whose payload could not be written: mark it ABANDONED, as a dead
+ * writer's would be (consumers skip it), count it done and wake consumers. */
+static void fq_abandon(fq_shmq *q, const fq_wslot *w, uint64_t me)
+{
+    uint64_t expect = fq_st(FQ_WRITING, me);
+    if (atomic_compare_exchange_strong(&w->rec->state, &expect, fq_st(FQ_ABANDONED, fq_lap(q, w->pos)))) {
+        atomic_fetch_add(&q->hdr->dones, 1);
+        fq_wake(&q->hdr->jd_seq, &q->hdr->jd_waiters, INT32_MAX);
+    }
+    fq_wake(&q->hdr->ne_seq, &q->hdr->ne_waiters, 1);
+}
+
 /* ---- get ---- */
 
 /* Find the READY record at head, helping head past finished records and abandoning a dead
@@ -823,6 +835,22 @@ static unsigned fq_log2(uint64_t v)
     return n;
 }
 
+/* Fill a new, zeroed segment's constants; the magic goes last, so an attach that sees it sees
+ * the rest. */
+static void fq_init_header(fq_shmq *q, uint64_t cap, uint64_t maxsize)
+{
+    fq_shm_header *h = q->hdr;
+    h->version = FQ_SHM_VERSION;
+    h->header_size = FQ_SHM_HEADER;
+    h->cap = cap;
+    h->maxsize = maxsize;
+    h->pidns = fq_pidns();
+    atomic_thread_fence(memory_order_release);
+    h->magic = FQ_SHM_MAGIC;
+    q->cap = cap;
+    q->lap_shift = fq_log2(cap);
+}
+
 /* Create an anonymous sealed memfd segment. Returns the fd, or -errno. */
 static int fq_shmq_create(fq_shmq *q, uint64_t cap, uint64_t maxsize)
 {
@@ -837,15 +865,7 @@ static int fq_shmq_create(fq_shmq *q, uint64_t cap, uint64_t maxsize)
         close(fd);
         return err;
     }
-    fq_shm_header *h = q->hdr;
-    h->version = FQ_SHM_VERSION;
-    h->header_size = FQ_SHM_HEADER;
-    h->cap = cap;
-    h->maxsize = maxsize;
-    h->pidns = fq_pidns();
-    h->magic = FQ_SHM_MAGIC;
-    q->cap = cap;
-    q->lap_shift = fq_log2(cap);
+    fq_init_header(q, cap, maxsize);
     return fd;
 }
 
@@ -865,16 +885,7 @@ static int fq_shmq_create_named(fq_shmq *q, const char *name, uint64_t cap, uint
         shm_unlink(name);
         return -err;
     }
-    fq_shm_header *h = q->hdr;
-    h->version = FQ_SHM_VERSION;
-    h->header_size = FQ_SHM_HEADER;
-    h->cap = cap;
-    h->maxsize = maxsize;
-    h->pidns = fq_pidns();
-    atomic_thread_fence(memory_order_release);
-    h->magic = FQ_SHM_MAGIC;
-    q->cap = cap;
-    q->lap_shift = fq_log2(cap);
+    fq_init_header(q, cap, maxsize);
     return fd;
 }
 
