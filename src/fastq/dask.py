@@ -15,7 +15,6 @@ place in the stream.
 `pip install fastq-queue[dask]` brings distributed; this module imports it only when used.
 Written once over a core: `bind(ClosableQueue)`; fastq.dask is bound to the C core's.
 """
-import builtins
 import functools
 
 from .parallel import _Failure
@@ -90,5 +89,3 @@ def gather(client, q, maxsize=0):
     """A queue of the local results of the futures in q, in order."""
     return _bound()[2](client, q, maxsize)
 
-
-del builtins  # `map` above shadows the builtin on purpose, as the recipe's names do
