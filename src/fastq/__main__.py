@@ -1,28 +1,30 @@
-"""`python -m fastq`: a side-by-side benchmark table of fastq against the queues it replaces.
+"""`python -m fastq`: side-by-side benchmark tables of fastq against the queues it replaces.
 
-The quick table (the default) times every in-process row on every case, best of a few repeats with
-time.perf_counter, and finishes well under a minute without pytest. `--full` runs the pytest-benchmark
-suite in bench/ (a source checkout) at full size and writes its table as markdown; `--plot FILE.png`
-draws the speedups (needs matplotlib). The rows and cases live in fastq._bench.
+The quick tables (the default, under a minute on two cores, no pytest needed): the in-process Queue
+family against `queue`; ProcessQueue against multiprocessing.Queue and faster-fifo across processes;
+the ordered parallel map (ParallelQueue) against Pool.imap, ProcessPoolExecutor and mpire. Each is the
+best of a few timed repeats with time.perf_counter.
+
+`--full` runs the pytest-benchmark suite in bench/ (a source checkout) at full size, plus the two
+sweeps, and writes every table as markdown (`--output`). `--plot FILE.png` draws the in-process
+speedups, throughput against message size (ProcessQueue and rivals) and against worker count
+(ParallelQueue and rivals); it needs matplotlib (`pip install 'fastq-queue[bench]'`). Rows and cases
+live in fastq._bench and fastq._bench_parallel.
 """
 import argparse
 import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from . import _bench
 
-
-def _print_header(out=sys.stdout):
-    for line in _bench.environment_lines():
-        print(line, file=out)
-
-
-def _print_skipped(results):
-    for name, reason in results.skipped.items():
-        print(f"skipped: {name}: {reason}")
+PROCESS_NOTE = ("across processes: time per item (one put in a producer process + one get in another), "
+                f"best of 3; in parentheses the speedup over {_bench.PROC_BASELINE}")
+PARALLEL_NOTE = ("ordered parallel map, 2 workers: time per task, best of 3; in parentheses the speedup "
+                 "over Pool.imap and over a serial map (the 1 ms task is where the workers pay)")
 
 
 def _bench_dir():
@@ -32,6 +34,48 @@ def _bench_dir():
         if (candidate / "test_bench_queue.py").is_file():
             return candidate
     return None
+
+
+def _parallel_table(results):
+    bp = _bench._parallel()
+    busy = [c.name for c in bp.CASES if c.func is not bp.identity]  # vs serial: only where workers pay
+    return _bench.markdown_table(results, baseline=bp.BASELINE, also="serial (map)", first="ordered map",
+                                 also_cases=busy)
+
+
+def _skipped_lines(*results):
+    return [f"skipped: {name}: {why}" for r in results for name, why in r.skipped.items()]
+
+
+def _run_suite(bench):
+    """Run bench/ at full size; returns the path of its JSON (in a temporary directory) or an exit status."""
+    tmp = tempfile.mkdtemp(prefix="fastq-bench-")
+    json_path = os.path.join(tmp, "bench.json")
+    env = dict(os.environ, FASTQ_BENCH_FULL="1")
+    # the child must import this very fastq, wherever it came from
+    pkg_parent = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [pkg_parent, env.get("PYTHONPATH")]))
+    cmd = [sys.executable, "-m", "pytest", str(bench), "-p", "no:cacheprovider", "-q",
+           f"--benchmark-json={json_path}", "--benchmark-columns=min,median,max,rounds"]
+    print("running:", " ".join(cmd), flush=True)
+    rc = subprocess.call(cmd, cwd=str(bench.parent), env=env)
+    if rc != 0 or not os.path.exists(json_path):
+        print(f"the bench suite failed (pytest exit status {rc})")
+        return rc or 1
+    return json_path
+
+
+def _sweeps(full):
+    print(f"sweeps ({'full' if full else 'quick'} sizes): throughput against message size, against worker count",
+          flush=True)
+    size = _bench.sweep_message_size(full=full)
+    workers = _bench.sweep_worker_count(full=full)
+    return size, workers
+
+
+def _sweep_markdown(size, workers):
+    return [f"### {size.title}", "", _bench.sweep_table(size), "",
+            f"### {workers.title}", "", _bench.sweep_table(workers), ""] + _skipped_lines(workers)
 
 
 def _run_full(args):
@@ -45,67 +89,92 @@ def _run_full(args):
     except ImportError:
         print("--full needs pytest-benchmark: pip install 'fastq-queue[bench]' (or the test extra)")
         return 2
-    print("later rows, not in the suite yet:")
-    for planned in _bench.PLANNED:
-        print(f"  - {planned}")
-    with tempfile.TemporaryDirectory() as tmp:
-        json_path = os.path.join(tmp, "bench.json")
-        env = dict(os.environ, FASTQ_BENCH_FULL="1")
-        # the child must import this very fastq, wherever it came from
-        pkg_parent = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [pkg_parent, env.get("PYTHONPATH")]))
-        cmd = [sys.executable, "-m", "pytest", str(bench), "-p", "no:cacheprovider", "-q",
-               f"--benchmark-json={json_path}", "--benchmark-columns=min,median,max,rounds"]
-        print("running:", " ".join(cmd), flush=True)
-        rc = subprocess.call(cmd, cwd=str(bench.parent), env=env)
-        if rc != 0 or not os.path.exists(json_path):
-            print(f"the bench suite failed (pytest exit status {rc})")
-            return rc or 1
-        results = _bench.results_from_benchmark_json(json_path)
-    table = _bench.markdown_table(results)
-    doc = "\n".join(
-        ["# fastq benchmarks (full suite)", ""]
-        + [f"- {line}" for line in _bench.environment_lines()]
-        + ["- median time per item (one put + one get); in parentheses the speedup over queue.Queue", "", table, ""]
-    )
-    Path(args.output).write_text(doc, encoding="utf-8")
-    print()
-    print(table)
+    t0 = time.monotonic()
+    json_path = _run_suite(bench)
+    if isinstance(json_path, int):
+        return json_path
+    thread = _bench.results_from_benchmark_json(json_path, "thread")
+    process = _bench.results_from_benchmark_json(json_path, "process")
+    parallel = _bench.results_from_benchmark_json(json_path, "parallel")
+    size, workers = _sweeps(full=True)
+    doc = (["# fastq benchmarks (full suite)", ""]
+           + [f"- {line}" for line in _bench.environment_lines()]
+           + [f"- pytest-benchmark medians (bench/, FASTQ_BENCH_FULL=1) and the sweeps; "
+              f"{(time.monotonic() - t0) / 60:.0f} minutes in all", "",
+              "## In-process queues", "",
+              f"Time per item (one put + one get); in parentheses the speedup over {_bench.BASELINE}.", "",
+              _bench.markdown_table(thread), "",
+              "## Across processes", "",
+              f"Time per item (a put in one process, a get in another); in parentheses the speedup over "
+              f"{_bench.PROC_BASELINE}.", "",
+              _bench.markdown_table(process, baseline=_bench.PROC_BASELINE), "",
+              "## Ordered parallel map", "",
+              "Time per task with 2 workers; in parentheses the speedup over Pool.imap and over a serial map.", "",
+              _parallel_table(parallel), "",
+              "## Sweeps", ""]
+           + _sweep_markdown(size, workers))
+    Path(args.output).write_text("\n".join(doc) + "\n", encoding="utf-8")
+    print("\n".join(doc))
     print(f"\nwritten to {args.output}")
-    return results
+    return thread, size, workers
+
+
+def _run_quick(args):
+    print("in-process queues: time per item (one put + one get), best of "
+          f"{args.repeat}; in parentheses the speedup over {_bench.BASELINE} (higher is faster)\n", flush=True)
+    thread = _bench.run_quick(repeat=args.repeat)
+    print(_bench.markdown_table(thread))
+    print("\ncases: " + "; ".join(f"{c.name}: {c.doc}" for c in _bench.CASES))
+
+    print(f"\n{PROCESS_NOTE}\n", flush=True)
+    process = _bench.run_quick_process()
+    print(_bench.markdown_table(process, baseline=_bench.PROC_BASELINE))
+
+    print(f"\n{PARALLEL_NOTE}\n", flush=True)
+    parallel = _bench.run_quick_parallel()
+    print(_parallel_table(parallel))
+
+    for line in _skipped_lines(thread, process, parallel):
+        print(line)
+    size = workers = None
+    if args.plot:
+        size, workers = _sweeps(full=False)
+        print()
+        print("\n".join(_sweep_markdown(size, workers)))
+    print("full suite (pytest-benchmark, full sizes, sweeps, markdown): python -m fastq --full [--plot FILE.png]")
+    return thread, size, workers
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m fastq", description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true",
-                        help="run the pytest-benchmark suite in bench/ at full size (minutes) and write a markdown table")
+                        help="run the pytest-benchmark suite in bench/ at full size and the sweeps (minutes), "
+                             "and write every table as markdown")
     parser.add_argument("--output", default="fastq-bench.md", metavar="FILE.md",
-                        help="where --full writes its markdown table (default: %(default)s)")
-    parser.add_argument("--plot", metavar="FILE.png", help="also draw the speedups as a bar chart (needs matplotlib)")
-    parser.add_argument("--repeat", type=int, default=5, help="quick table: best of N timed runs (default: %(default)s)")
+                        help="where --full writes its markdown (default: %(default)s)")
+    parser.add_argument("--plot", metavar="FILE.png",
+                        help="also draw the in-process speedups and throughput against message size (ProcessQueue) "
+                             "and worker count (ParallelQueue); needs matplotlib")
+    parser.add_argument("--repeat", type=int, default=5, help="quick in-process table: best of N timed runs "
+                        "(default: %(default)s)")
     args = parser.parse_args(argv)
-
-    _print_header()
-    if args.full:
-        results = _run_full(args)
-        if isinstance(results, int):
-            return results
-    else:
-        print("in-process queues: time per item (one put + one get), best of "
-              f"{args.repeat}; in parentheses the speedup over {_bench.BASELINE} (higher is faster)\n", flush=True)
-        results = _bench.run_quick(repeat=args.repeat)
-        print(_bench.markdown_table(results))
-        _print_skipped(results)
-        print("\ncases: " + "; ".join(f"{c.name}: {c.doc}" for c in _bench.CASES))
-        print("full suite (pytest-benchmark, 1M-item handoff): python -m fastq --full")
 
     if args.plot:
         try:
-            _bench.plot(results, args.plot)
+            import matplotlib  # noqa: F401
         except ImportError:
             print(f"--plot: matplotlib is not installed (pip install matplotlib, or 'fastq-queue[bench]'); "
                   f"{args.plot} not written", file=sys.stderr)
             return 1
+
+    for line in _bench.environment_lines():
+        print(line)
+    outcome = _run_full(args) if args.full else _run_quick(args)
+    if isinstance(outcome, int):
+        return outcome
+    thread, size, workers = outcome
+    if args.plot:
+        _bench.plot(thread, args.plot, size_sweep=size, worker_sweep=workers)
         print(f"plot written to {args.plot}")
     return 0
 
