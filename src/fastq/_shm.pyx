@@ -70,10 +70,12 @@ cdef extern from "shmq.h" nogil:
     char *fq_payload_write_header(char *payload, uint32_t nbufs, uint32_t kind, uint64_t main_len,
                                   const uint64_t *buf_lens)
     int fq_payload_parse(const char *payload, uint64_t len, fq_payload *p)
+    int fq_read_payload(const fq_rslot *s, fq_payload *p)
     uint64_t fq_buf_len(const fq_payload *p, uint32_t i)
     uint64_t fq_buf_start(uint64_t o)
     int fq_reserve(fq_shmq *q, uint64_t me, uint64_t len, fq_wslot *w, int patient)
     int fq_publish(fq_shmq *q, const fq_wslot *w, uint64_t me)
+    void fq_abandon(fq_shmq *q, const fq_wslot *w, uint64_t me)
     int fq_peek(fq_shmq *q, fq_rslot *s)
     int fq_claim(fq_shmq *q, const fq_rslot *s, uint64_t me)
     void fq_release(fq_shmq *q, const fq_rslot *s, uint64_t me)
@@ -320,13 +322,15 @@ cdef class ProcessQueue:
         cdef uint32_t nbufs = 0 if s.bufs is None else len(s.bufs)
         cdef uint64_t small_lens[9]
         cdef uint64_t *lens = &small_lens[0]
-        cdef fq_wslot w
-        cdef uint64_t total, spill_total
+        cdef uint64_t name_len = FQ_SPILL_NAME_LEN
+        cdef fq_wslot w, sw
+        cdef uint64_t total, spill_total = 0
         cdef uint64_t me = fq_self_ident()
         cdef int rc
         cdef char *spill = NULL
         cdef bytes spill_name = None
-        cdef _Serialized ring_item = s
+        cdef _Serialized ring_item = None
+        cdef bint written = False
         if nbufs >= 9:
             lens = <uint64_t*>malloc(8 * (nbufs + 1))
             if lens == NULL:
@@ -338,24 +342,16 @@ cdef class ProcessQueue:
             total = fq_payload_len(nbufs, lens[0], lens + 1)
             if total == <uint64_t>-1 or FQ_REC_HDR + total > self.q.cap // 4:
                 # Too large for the ring: the payload goes to a one-off segment, the ring
-                # record carries its name.
+                # record carries its name. The name is in the reserved record before the
+                # segment exists, so whoever abandons the record of a producer killed on the
+                # way (fq_peek) unlinks the segment: a SIGKILL leaks no /dev/shm entry.
                 spill_total = total if total != <uint64_t>-1 else 0
                 if spill_total == 0 or spill_total > (<uint64_t>1 << 40):
                     raise ValueError("item too large for a ProcessQueue")
                 spill_name = b"/fastq-" + os.urandom(12).hex().encode()
-                rc = fq_spill_create(spill_name, spill_total, &spill)
-                if rc < 0:
-                    raise OSError(-rc, os.strerror(-rc))
-                try:
-                    w.payload = spill
-                    self._write(&w, s, lens, nbufs, spill_total)
-                finally:
-                    munmap(spill, spill_total)
                 ring_item = _Serialized.__new__(_Serialized)
                 ring_item.kind, ring_item.main, ring_item.bufs = FQ_KIND_SPILL, spill_name, None
-                nbufs = 0
-                lens[0] = FQ_SPILL_NAME_LEN
-                total = fq_payload_len(0, lens[0], NULL)
+                total = fq_payload_len(0, name_len, NULL)
             rc = fq_reserve(&self.q, me, total, &w, 0)  # uncontended: no GIL round trip
             while True:
                 if rc == FQ_LOCKED:
@@ -376,10 +372,26 @@ cdef class ProcessQueue:
                     raise KeyboardInterrupt  # unreachable: the handler's exception propagates
                 rc = FQ_LOCKED
             try:
-                self._write(&w, ring_item, lens, nbufs, total)
-            finally:  # even if interrupted: publish, so the record is not left WRITING
-                fq_publish(&self.q, &w, me)
-            spill_name = None  # delivered: the consumer unlinks it
+                if ring_item is None:
+                    self._write(&w, s, lens, nbufs, total)
+                else:
+                    self._write(&w, ring_item, &name_len, 0, total)  # the name first
+                    rc = fq_spill_create(spill_name, spill_total, &spill)
+                    if rc < 0:
+                        spill_name = None  # nothing of ours to unlink
+                        raise OSError(-rc, os.strerror(-rc))
+                    try:
+                        sw.payload = spill
+                        self._write(&sw, s, lens, nbufs, spill_total)
+                    finally:
+                        munmap(spill, spill_total)
+                written = True
+            finally:  # the record never stays WRITING, and a torn one is never published
+                if written:
+                    fq_publish(&self.q, &w, me)
+                    spill_name = None  # delivered: the consumer unlinks it
+                else:
+                    fq_abandon(&self.q, &w, me)
             return 0
         finally:
             if lens != &small_lens[0]:
@@ -468,11 +480,13 @@ cdef class ProcessQueue:
         cdef fq_payload p
         cdef uint64_t me = fq_self_ident(), spill_size = 0, o
         cdef char *spill = NULL
-        cdef const char *payload = r.payload
         cdef uint32_t i
         cdef int rc
-        if fq_payload_parse(payload, r.len, &p) != FQ_OK:
-            return _NOT_YET  # maybe reused under us; peek tells (again, or corrupt)
+        rc = fq_read_payload(r, &p)
+        if rc == FQ_CORRUPT:
+            _raise_for(rc)  # still READY at head: retrying would spin forever
+        if rc != FQ_OK:
+            return _NOT_YET  # reused under us: peek again
         # Allocate before claiming: a MemoryError must not strand a claimed record.
         if p.kind == FQ_KIND_BYTEARRAY:
             main = PyByteArray_FromStringAndSize(NULL, p.main_len)

@@ -236,6 +236,18 @@ static void fq_forget_payload(const char *payload, uint64_t len)
         fq_spill_unlink(p.main, p.main_len);
 }
 
+/* Copy out the spill name a dead participant's record holds, before the record is given up (once
+ * it is ABANDONED or DONE the slot may be reused under us): 1 if it names one. */
+static int fq_spill_name_of(const char *payload, uint64_t len, char name[FQ_SPILL_NAME_LEN])
+{
+    fq_payload p;
+    if (fq_payload_parse(payload, len, &p) != FQ_OK || p.kind != FQ_KIND_SPILL ||
+        !fq_spill_name_ok(p.main, p.main_len))
+        return 0;
+    memcpy(name, p.main, FQ_SPILL_NAME_LEN);
+    return 1;
+}
+
 /* Create and map a spill segment of `size` bytes (mode 0600, O_EXCL). 0 or -errno. */
 static int fq_spill_create(const char *name, uint64_t size, char **out)
 {
@@ -336,7 +348,13 @@ static void fq_advance_free(fq_shmq *q, int check_dead)
                 continue;
             }
             if (kind == FQ_READING && check_dead && fq_ident_valid(v) && fq_ident_dead(v)) {
+                /* a reader killed before it opened (and unlinked) a spill segment leaves it */
+                char name[FQ_SPILL_NAME_LEN];
+                uint32_t len = r->len;
+                int spill = len <= size - FQ_REC_HDR && fq_spill_name_of((const char *)r + FQ_REC_HDR, len, name);
                 if (atomic_compare_exchange_strong(&r->state, &st, fq_st(FQ_DONE, fq_lap(q, f)))) {
+                    if (spill)
+                        fq_spill_unlink(name, FQ_SPILL_NAME_LEN);
                     atomic_fetch_add(&h->dones, 1);
                     fq_wake(&h->jd_seq, &h->jd_waiters, INT32_MAX);
                 }
@@ -583,12 +601,17 @@ static int fq_peek(fq_shmq *q, fq_rslot *s)
                     q->seen_since = now;
                 } else if (now - q->seen_since >= FQ_SLICE_NS) {
                     q->seen_since = now;
-                    if (fq_ident_dead(v) &&
-                        atomic_compare_exchange_strong(&r->state, &st, fq_st(FQ_ABANDONED, fq_lap(q, hd)))) {
-                        fq_forget_payload((const char *)r + FQ_REC_HDR, len);
-                        atomic_fetch_add(&h->dones, 1);
-                        fq_wake(&h->jd_seq, &h->jd_waiters, INT32_MAX);
-                        continue;
+                    if (fq_ident_dead(v)) {
+                        /* its spill name, read while the record is still the dead writer's */
+                        char name[FQ_SPILL_NAME_LEN];
+                        int spill = fq_spill_name_of((const char *)r + FQ_REC_HDR, len, name);
+                        if (atomic_compare_exchange_strong(&r->state, &st, fq_st(FQ_ABANDONED, fq_lap(q, hd)))) {
+                            if (spill)
+                                fq_spill_unlink(name, FQ_SPILL_NAME_LEN);
+                            atomic_fetch_add(&h->dones, 1);
+                            fq_wake(&h->jd_seq, &h->jd_waiters, INT32_MAX);
+                            continue;
+                        }
                     }
                 }
                 return FQ_AGAIN;
