@@ -22,7 +22,8 @@
  *   - a producer that died copying: its WRITING record reaches head; a consumer that has seen
  *     it there for a slice finds the owner dead and marks it ABANDONED (the message is lost);
  *   - a consumer that died reading: its READING record stops `free`; a producer that finds the
- *     ring full checks the reader, and marks a dead one's record DONE (the message is lost);
+ *     ring full, or a consumer releasing a record (once a slice), checks the reader, and marks a
+ *     dead one's record DONE (the message is lost) and unlinks the spill segment it names;
  *   - a waiter that died asleep: its count in *_waiters stays, costing spurious wakes only.
  *
  * Counts are derived: items = next_seq - seq(record at head), unfinished = next_seq - dones.
@@ -326,8 +327,23 @@ static void fq_wake_everyone(fq_shmq *q)
 
 /* ---- releasing space ---- */
 
-/* Walk `free` over released records. With check_dead, a READING record whose reader is dead is
- * first marked DONE (its message is lost) and counted done. Never passes a live reader. */
+/* fq_advance_free's check_dead 2 (the release path): look at a reader at most once a slice per
+ * handle, so that a killed reader's record, and the spill segment it names, do not wait for a
+ * producer to find the ring full (the queue may be dropped before that happens). */
+static inline int fq_reader_check_due(fq_shmq *q, int check_dead)
+{
+    if (check_dead != 2)
+        return check_dead;
+    int64_t now = fq_now_ns();
+    if (now - q->last_reader_check < FQ_SLICE_NS)
+        return 0;
+    q->last_reader_check = now;
+    return 1;
+}
+
+/* Walk `free` over released records. With check_dead (1: now, 2: if fq_reader_check_due), a
+ * READING record whose reader is dead is first marked DONE (its message is lost), counted done,
+ * and the spill segment it names unlinked. Never passes a live reader. */
 static void fq_advance_free(fq_shmq *q, int check_dead)
 {
     fq_shm_header *h = q->hdr;
@@ -347,7 +363,8 @@ static void fq_advance_free(fq_shmq *q, int check_dead)
                 f += size;
                 continue;
             }
-            if (kind == FQ_READING && check_dead && fq_ident_valid(v) && fq_ident_dead(v)) {
+            if (kind == FQ_READING && check_dead && fq_ident_valid(v) && fq_reader_check_due(q, check_dead) &&
+                fq_ident_dead(v)) {
                 /* a reader killed before it opened (and unlinked) a spill segment leaves it */
                 char name[FQ_SPILL_NAME_LEN];
                 uint32_t len = r->len;
@@ -656,7 +673,7 @@ static void fq_release(fq_shmq *q, const fq_rslot *s, uint64_t me)
     uint64_t expect = fq_st(FQ_READING, me);
     atomic_compare_exchange_strong_explicit(&s->rec->state, &expect, fq_st(FQ_DONE, fq_lap(q, s->pos)),
                                             memory_order_release, memory_order_relaxed);
-    fq_advance_free(q, 0);
+    fq_advance_free(q, 2);
     fq_wake(&h->nf_seq, &h->nf_waiters, INT32_MAX);
     if (atomic_load(&h->head) != atomic_load(&h->tail))
         fq_wake(&h->ne_seq, &h->ne_waiters, 1);
