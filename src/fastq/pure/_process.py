@@ -212,9 +212,9 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
         """
         self._check_open()
         _check_timeout(block, timeout)
-        if self._state[_SHUTDOWN]:
+        datas = [_serialize(obj) for obj in items]  # as the C core: pickling errors first
+        if self._state[_SHUTDOWN] and datas:  # an empty batch is a no-op, as on every other queue
             raise _with_inserted(ShutDown(), 0)
-        datas = [_serialize(obj) for obj in items]
         deadline = None if timeout is None or not block else monotonic() + timeout
         acquire = self._sem.acquire
         inserted, n = 0, len(datas)
@@ -296,7 +296,9 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
             if got:
                 return got
             if deadline is not None and monotonic() >= deadline:
-                raise Empty
+                # as get_nowait(): an item accepted but still in a feeder thread gets its grace,
+                # so get(timeout=0) right after this process's put() finds it, as in queue.Queue
+                block = False
 
     def get(self, block=True, timeout=None):
         """Remove and return an item; the same as multiprocessing.Queue.get, except that a negative
