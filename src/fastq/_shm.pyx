@@ -105,6 +105,7 @@ DEF COPY_WITHOUT_GIL = 65536    # copies larger than this release the GIL
 DEF INBAND_BELOW = 4096         # smaller out-of-band buffers are pickled in-band instead
 DEF DEFAULT_CAPACITY = 1 << 20
 DEF MIN_CAPACITY = 1 << 12
+DEF FRAMING_SLACK = 4096        # an item of capacity/4 bytes plus its pickle framing stays in the ring
 
 cdef object _NOT_YET = object()
 
@@ -340,7 +341,7 @@ cdef class ProcessQueue:
             for i in range(nbufs):
                 lens[i + 1] = memoryview(s.bufs[i]).nbytes
             total = fq_payload_len(nbufs, lens[0], lens + 1)
-            if total == <uint64_t>-1 or FQ_REC_HDR + total > self.q.cap // 4:
+            if total == <uint64_t>-1 or total > self.q.cap // 4 + FRAMING_SLACK:
                 # Too large for the ring: the payload goes to a one-off segment, the ring
                 # record carries its name. The name is in the reserved record before the
                 # segment exists, so whoever abandons the record of a producer killed on the
