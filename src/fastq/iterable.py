@@ -89,11 +89,14 @@ def bind(ProcessQueue):
             if block and timeout is not None and timeout < 0:
                 raise ValueError("'timeout' must be a non-negative number")
             deadline = None if timeout is None or not block else monotonic() + timeout
+            first = True
             while True:
                 wait = _RECHECK if deadline is None else max(0.0, min(_RECHECK, deadline - monotonic()))
                 try:
-                    return take(block, wait)
+                    # first without waiting: a stream that is over ends at once, not a recheck later
+                    return take(block and not first, wait)
                 except Empty:
+                    first = False
                     if self._finished():
                         raise Done from None
                     if not block or (deadline is not None and monotonic() >= deadline):
