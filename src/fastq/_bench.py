@@ -511,13 +511,7 @@ def time_process_case(row, case, n, repeat=3, new=None):
     q = None
     try:
         q, _, one_round = open_process_case(row, case, n, workers, new)
-        one_round()
-        best = float("inf")
-        for _ in range(repeat):
-            t0 = perf_counter()
-            one_round()
-            best = min(best, perf_counter() - t0)
-        return best / n
+        return best_per_item(one_round, n, repeat)
     finally:
         workers.stop()
         if q is not None and hasattr(q, "close"):
@@ -563,14 +557,8 @@ def run_quick_process(repeat=3, progress=None):
         if case.spec != "int" and case.spec[0] == "array":
             if FLOOR_NAME not in results.rows:
                 results.rows.append(FLOOR_NAME)
-            one_round = memcpy_floor_round(case, n)
-            one_round()
-            best = float("inf")
-            for _ in range(repeat):
-                t0 = perf_counter()
-                one_round()
-                best = min(best, perf_counter() - t0)
-            results.per_item.setdefault(FLOOR_NAME, {})[case.name] = best / n
+            floor = best_per_item(memcpy_floor_round(case, n), n, repeat)
+            results.per_item.setdefault(FLOOR_NAME, {})[case.name] = floor
     return results
 
 
@@ -604,7 +592,11 @@ def available_rows(family="thread"):
 
 def time_case(row, case, n, repeat):
     """Best of `repeat` timed runs (after one untimed warm-up run), in seconds per item."""
-    work = case.prepare(row.make_ops(), n)
+    return best_per_item(case.prepare(row.make_ops(), n), n, repeat)
+
+
+def best_per_item(work, n, repeat):
+    """Best of `repeat` timed calls of work() (after one untimed warm-up), in seconds per item."""
     work()
     best = float("inf")
     for _ in range(repeat):
