@@ -96,13 +96,15 @@ typedef struct {
     char *arena;
     uint64_t cap;
     unsigned lap_shift;
-    /* this handle's view, for waits and dead-writer detection */
-    uint64_t seen_cursor;
-    int64_t seen_since;
-    uint64_t full_free, full_head;
-    int64_t last_reader_check;
-    int64_t spin_ns;  /* the adaptive spin before a consumer sleeps; -1: never (one CPU) */
-    int spin_skips;
+    /* this handle's view, for waits and dead-writer detection. The threads of this process that
+     * share the handle read and write it outside the GIL (waits, patient reserves, shutdown's
+     * discard), so it is atomic; none of it is on a fast path. */
+    _Atomic uint64_t seen_cursor;
+    _Atomic int64_t seen_since;
+    _Atomic uint64_t full_free, full_head;
+    _Atomic int64_t last_reader_check;
+    _Atomic int64_t spin_ns;  /* the adaptive spin before a consumer sleeps; -1: never (one CPU) */
+    _Atomic int spin_skips;
 } fq_shmq;
 
 typedef struct {     /* a reserved record, being written */
