@@ -69,7 +69,7 @@ def _process_queue_ops(PQ):
             get()
             put(b"raw bytes %d" % i)
             get()
-        for i in range(n // 32):
+        for i in range(n // 16):  # with the loop above: n puts and gets in all
             q.put_many([i, str(i), bytearray(b"b" * 100), (i,)])
             got = q.get_many(4)
             while len(got) < 4:  # the pure core's get_many takes what its pipe holds already
@@ -127,6 +127,8 @@ def _flat(impl, kind, total):
     grew = max(checkpoints) - rss0
     blocks = _blocks() - blocks0
     # a leak of one small object per operation: >= 32 B x total; allow a few MiB of noise
+    print(f"{kind}: {total} ops, RSS {rss0 / MiB:.1f} MiB after warm-up, checkpoints "
+          f"{[round(c / MiB, 1) for c in checkpoints]} MiB, grew {grew / MiB:.2f} MiB, Python blocks {blocks:+d}")
     assert grew < 4 * MiB + total // 100, f"RSS grew {grew / MiB:.1f} MiB over {total} ops: {checkpoints}"
     assert blocks < 1000, f"{blocks} Python blocks more after {total} ops"
     return grew
