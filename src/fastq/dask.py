@@ -48,12 +48,22 @@ def bind(ClosableQueue):
 
     def scatter(client, q, maxsize=0):
         """A queue of futures, one per item of q, whose data lives on the cluster."""
-        return stage(q, client.scatter, maxsize)
+        # hash=False: equal items get their own keys, so releasing one stream's data never
+        # cancels another's (dask's "lost dependencies")
+        return stage(q, lambda item: client.scatter(item, hash=False), maxsize)
 
     def map(client, func, q, maxsize=0, **submit_kwargs):
         """A queue of futures of func(x) for each future (or value) x of q, in order."""
         submit_kwargs.setdefault("pure", False)
-        return stage(q, lambda x: client.submit(func, x, **submit_kwargs), maxsize)
+
+        def submit(x):
+            future = client.submit(func, x, **submit_kwargs)
+            # Hold the input (a future, say a scattered one) until its task is done: once the
+            # stream lets go of it, dask may drop its data ("lost dependencies").
+            future.add_done_callback(lambda _, x=x: None)
+            return future
+
+        return stage(q, submit, maxsize)
 
     def gather(client, q, maxsize=0):
         """A queue of the local results of the futures in q, in order."""
