@@ -332,19 +332,20 @@ def test_a_finished_iterable_queue_ends_at_once(impl):
     assert time.monotonic() - t0 < 0.04
 
 
-@pytest.mark.xfail(strict=True, reason="open (issue 8): a ProcessQueue dropped while spill items are queued leaves "
-                   "their /dev/shm segments; nobody knows which process lets go of the segment last")
-def test_dropping_a_queue_with_a_spill_item_queued_leaks_no_segment(impl):
-    """multiprocessing.Queue's items die with its pipe; a ProcessQueue's spill segments are named
-    files that outlive the ring. (The pure core has no spill segments: it passes.)"""
-    if impl.is_pure_python:
-        pytest.xfail("the pure core has no spill segments")  # keeps the strict xfail meaningful per core
+def _spill_queue(impl, ctx=None):
     PQ = getattr(impl.module, "ProcessQueue", None)
     if PQ is None:
         pytest.skip("no ProcessQueue in this build")
+    q = PQ(capacity=64 << 10, ctx=ctx)
+    q.put(b"x" * (1 << 20))  # more than a quarter of the ring: a spill segment (C core)
+    return q
+
+
+def test_dropping_a_queue_with_a_spill_item_queued_leaks_no_segment(impl):
+    """multiprocessing.Queue's items die with its pipe; a ProcessQueue's spill segments are named
+    files that outlive the ring, so whoever lets go of the queue last discards them."""
     before = _fastq_shm()
-    q = PQ(capacity=64 << 10)
-    q.put(b"x" * (1 << 20))  # more than a quarter of the ring: a spill segment
+    q = _spill_queue(impl)
     q.close()
     del q
     gc.collect()
@@ -352,3 +353,35 @@ def test_dropping_a_queue_with_a_spill_item_queued_leaks_no_segment(impl):
     for name in left:  # do not leave it behind for the next test
         os.unlink(os.path.join("/dev/shm", name))
     assert not left
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_child_holding_the_queue_keeps_its_spill_items(impl, method):
+    """The parent letting go is not the last holder while a child holds the queue: the item
+    stays readable there, and the child, last out, leaves no segment behind."""
+    import multiprocessing as mp
+    ctx = mp.get_context(method)
+    before = _fastq_shm()
+    box = [_spill_queue(impl, ctx)]  # emptied on both sides, so no Process object keeps a handle
+    ready, go = ctx.Event(), ctx.Event()
+    p = ctx.Process(target=_read_after, args=(box, ready, go))
+    p.start()
+    assert ready.wait(60)
+    box.clear()
+    gc.collect()
+    go.set()
+    p.join(60)
+    assert p.exitcode == 0
+    assert not _fastq_shm() - before
+
+
+def _read_after(box, ready, go):
+    q = box.pop()
+    ready.set()
+    go.wait(60)
+    item = q.get(timeout=10)
+    assert item == b"x" * (1 << 20)
+    q.put(b"y" * (1 << 20))  # left queued: the child lets go last
+    q.cancel_join_thread()  # the pure core: its pipe would never drain
+    del q
+    gc.collect()

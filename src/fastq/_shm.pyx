@@ -92,7 +92,7 @@ cdef extern from "shmq.h" nogil:
     int fq_shmq_attach(fq_shmq *q, int fd)
     int fq_shmq_create_named(fq_shmq *q, const char *name, uint64_t cap, uint64_t maxsize)
     int fq_shm_open_existing(const char *name)
-    void fq_shmq_unmap(fq_shmq *q)
+    void fq_shmq_detach(fq_shmq *q, int fd, int discard, uint64_t me)
     int fq_spill_create(const char *name, uint64_t size, char **out)
     int fq_spill_open(const char *name, uint64_t name_len, char **out, uint64_t *size)
     void fq_spill_unlink(const char *name, uint64_t len)
@@ -251,11 +251,11 @@ cdef class ProcessQueue:
         self._closed = False
 
     def __dealloc__(self):
-        fq_shmq_unmap(&self.q)
-        if self.fd >= 0:
-            os.close(self.fd)
-        if self._owns_name and self._ident == fq_self_ident():
+        # A named segment can still be attached by name unless its creator is the one letting go.
+        owner = self._owns_name and self._ident == fq_self_ident()
+        if owner:
             fq_spill_unlink_any(self._name.encode())
+        fq_shmq_detach(&self.q, self.fd, self._name is None or owner, fq_self_ident())
 
     def __reduce__(self):
         from multiprocessing import context, reduction

@@ -39,6 +39,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include "proc.h"
@@ -893,6 +894,12 @@ static void fq_init_header(fq_shmq *q, uint64_t cap, uint64_t maxsize)
     q->lap_shift = fq_log2(cap);
 }
 
+/* Every holder's description of the segment carries a shared flock: see fq_shmq_detach. */
+static int fq_shmq_hold(int fd)
+{
+    return flock(fd, LOCK_SH) < 0 ? -errno : 0;
+}
+
 /* Create an anonymous sealed memfd segment. Returns the fd, or -errno. */
 static int fq_shmq_create(fq_shmq *q, uint64_t cap, uint64_t maxsize)
 {
@@ -902,7 +909,7 @@ static int fq_shmq_create(fq_shmq *q, uint64_t cap, uint64_t maxsize)
     size_t size = FQ_SHM_HEADER + cap;
     int err = 0;
     if (ftruncate(fd, (off_t)size) < 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0 ||
-        (err = fq_map(q, fd, size)) < 0) {
+        (err = fq_shmq_hold(fd)) < 0 || (err = fq_map(q, fd, size)) < 0) {
         err = err ? err : -errno;
         close(fd);
         return err;
@@ -920,6 +927,8 @@ static int fq_shmq_create_named(fq_shmq *q, const char *name, uint64_t cap, uint
         return -errno;
     size_t size = FQ_SHM_HEADER + cap;
     int err = posix_fallocate(fd, 0, (off_t)size);
+    if (err == 0)
+        err = -fq_shmq_hold(fd);
     if (err == 0)
         err = -fq_map(q, fd, size);
     if (err) {
@@ -945,7 +954,9 @@ static int fq_shmq_attach(fq_shmq *q, int fd)
         return -errno;
     if (st.st_size < FQ_SHM_HEADER + 64)
         return FQ_CORRUPT;
-    int err = fq_map(q, fd, (size_t)st.st_size);
+    int err = fq_shmq_hold(fd);
+    if (err == 0)
+        err = fq_map(q, fd, (size_t)st.st_size);
     if (err < 0)
         return err;
     fq_shm_header *h = q->hdr;
@@ -968,6 +979,33 @@ static void fq_shmq_unmap(fq_shmq *q)
         munmap(q->base, q->map_size);
         q->base = NULL;
     }
+}
+
+/* Spill segments are named files: unlike the ring, they outlive the last process that holds the
+ * queue. So every open file description of a segment carries a shared flock, which fork and fd
+ * passing share and which the kernel drops with the last fd and mapping, a killed process's
+ * too. Letting go: unmap, close, and probe a fresh description of the segment for an exclusive
+ * lock; the one that gets it holds the queue last, and discards what is still queued, which
+ * unlinks those segments. (Attaching takes the shared lock, so it waits for a discard.) */
+static void fq_shmq_detach(fq_shmq *q, int fd, int discard, uint64_t me)
+{
+    size_t size = q->map_size;
+    int probe = -1;
+    if (discard && q->base != NULL && fd >= 0) {
+        char path[40];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        probe = open(path, O_RDWR | O_CLOEXEC);  /* a new description, not sharing our lock */
+    }
+    fq_shmq_unmap(q);
+    if (fd >= 0)
+        close(fd);
+    if (probe < 0)
+        return;
+    if (flock(probe, LOCK_EX | LOCK_NB) == 0 && fq_map(q, probe, size) == 0) {
+        fq_discard_all(q, me);
+        fq_shmq_unmap(q);
+    }
+    close(probe);
 }
 
 #endif /* FASTQ_SHMQ_H */
