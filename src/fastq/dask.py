@@ -17,7 +17,7 @@ Written once over a core: `bind(ClosableQueue)`; fastq.dask is bound to the C co
 """
 import functools
 
-from .parallel import _Failure
+from ._failure import _Failure
 from .pipeline import _pump, _start
 
 

@@ -1,0 +1,470 @@
+"""ParallelQueue's "process" backend (fastq/parallel.py holds the rest).
+
+Worker processes, each with its own small task queue (a core ProcessQueue), and one shared result
+queue. Each worker holds a few tasks at a time (its credit), dispatched to the
+least loaded; the rest wait in the parent, so the parent always knows which ids each worker
+holds. The credit is 2 for tasks of a millisecond or more and grows (up to the window divided
+by the workers) to about 2 ms of work for shorter ones, from the run times workers report: a
+trivial task then doesn't pay a round trip of its own. Workers send a result at once when
+200 us have passed since their last send, else with the rest of the batch they took. A collector thread takes
+results in batches (get_many), files them, sends waiting tasks in batches (put_many), and
+watches the workers' sentinels: when a worker dies it drains the result queue, fills every id
+the dead worker held (sent, or done and not yet sent back) with WorkerDied, and starts a
+replacement with a fresh task queue. It catches everything and hands failures to get(): it
+never dies silently. Workers exit when the parent dies (PR_SET_PDEATHSIG on Linux, plus a
+getppid() check on every idle slice), and ignore SIGINT (the parent decides).
+Start method: on Linux the workers are forked (fast to start, and functions defined in __main__
+or nested in a function reach ParallelSingleTaskQueue's workers by inheritance); elsewhere the
+platform's default (spawn: a single-task function must then pickle). The collector thread forks
+them all, the first ones and the replacements, because PR_SET_PDEATHSIG fires when the *thread*
+that forked exits, and the collector lives as long as the workers do. (Python 3.12+ warns,
+with a DeprecationWarning hidden by default, about fork in a threaded process, as it does for
+multiprocessing.Pool, which also forks replacements from a thread.)
+"""
+import functools
+import itertools
+import multiprocessing
+import multiprocessing.connection
+import os
+import pickle
+import signal
+import sys
+import threading
+import types
+from collections import deque
+from time import monotonic, perf_counter
+
+from ._failure import _PROTOCOL, _Failure, _describe, _format, _one_line
+from .errors import Empty, WorkerDied, WorkerError
+
+_MIN_CREDIT = 2  # tasks in flight per worker process: one running, one waiting in its queue...
+_QUEUED_WORK = 0.002  # ...or, for short tasks, about this many seconds of work queued per worker
+_MAX_CREDIT = 64
+_FLUSH_AFTER = 0.0002  # seconds: a worker sends results at once past this, else at its batch's end
+_FUNCTION_CACHE = 256  # pickled functions remembered, each side
+_PLAIN_FUNCTIONS = (types.FunctionType, types.BuiltinFunctionType)
+_BATCH = 256  # results the collector takes per get_many
+_SLICE = 0.1  # seconds: how often the collector looks at the workers' sentinels when idle
+_PARENT_CHECK = 1.0  # seconds: how often an idle worker checks that its parent is alive
+
+
+def _exit_description(exitcode):
+    if exitcode is None:
+        return "still running"
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+def _parent_death_signal():
+    """A callable that asks the kernel to SIGKILL the calling process when its parent (thread)
+    exits (Linux prctl(PR_SET_PDEATHSIG)), or None where there is no such thing."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (ImportError, OSError, AttributeError):
+        return None
+    prctl.restype = ctypes.c_int
+    return functools.partial(prctl, 1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG = 1
+
+
+_PDEATHSIG = None
+_PDEATHSIG_LOOKED_UP = False
+
+
+def _pdeathsig():
+    global _PDEATHSIG, _PDEATHSIG_LOOKED_UP
+    if not _PDEATHSIG_LOOKED_UP:  # resolved in the parent, so forked workers need no ctypes work
+        _PDEATHSIG = _parent_death_signal()
+        _PDEATHSIG_LOOKED_UP = True
+    return _PDEATHSIG
+
+
+def _worker_main(wid, tasks, results, func, parent_pid):
+    """A worker process: run tasks from its own queue, send (wid, id, run time or -1, result or
+    error) to the shared result queue, until it reads None (stop) or its parent is gone."""
+    pdeathsig = _pdeathsig()  # forked: the parent's, looked up already
+    if pdeathsig is not None:
+        try:
+            pdeathsig()
+        except Exception:
+            pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+    try:  # Ctrl-C reaches the whole process group: the parent decides what happens
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except (ValueError, OSError):
+        pass
+    loads = pickle.loads
+    get_many = tasks.get_many
+    put = results.put
+    put_many = results.put_many
+    getppid = os.getppid
+    clock = perf_counter
+    done = []  # results not sent yet: short tasks answer in batches
+    functions = {}  # pickled function -> function
+
+    def flush():
+        try:
+            put_many(done)
+        except BaseException:  # one of them does not pickle: send them one by one
+            for message in done:
+                try:
+                    put(message)
+                except BaseException as exc:
+                    put((message[0], message[1], -1.0, _describe(exc, skip_frames=0)))
+        done.clear()
+
+    while True:
+        try:
+            batch = get_many(_MAX_CREDIT, timeout=_PARENT_CHECK)
+        except Empty:
+            if getppid() != parent_pid:
+                os._exit(1)
+            continue
+        since = clock()
+        for task in batch:
+            if task is None:
+                if done:
+                    flush()
+                return
+            packet_id, payload = task
+            t0 = clock()
+            try:
+                if func is None:
+                    pickled_func, payload = payload
+                    f = functions.get(pickled_func)
+                    if f is None:
+                        if len(functions) >= _FUNCTION_CACHE:
+                            functions.clear()
+                        f = functions[pickled_func] = loads(pickled_func)
+                    args, kwargs = loads(payload)
+                    result = f(*args, **kwargs)
+                else:
+                    args, kwargs = loads(payload)
+                    result = func(*args, **kwargs)
+                now = clock()
+                done.append((wid, packet_id, now - t0, result))
+                del result
+            except BaseException as exc:
+                now = clock()
+                done.append((wid, packet_id, -1.0, _describe(exc)))
+            if now - since >= _FLUSH_AFTER:
+                flush()
+                since = now
+        if done:
+            flush()
+
+
+def _discard(q):
+    """Let go of a process queue nobody will read again, without waiting to flush it."""
+    for name in ("cancel_join_thread", "close"):
+        method = getattr(q, name, None)
+        if method is not None:
+            try:
+                method()
+            except Exception:
+                pass
+
+
+class _Worker:
+    __slots__ = ("wid", "proc", "tasks", "held", "stopped")
+
+    def __init__(self, wid, proc, tasks):
+        self.wid = wid
+        self.proc = proc
+        self.tasks = tasks
+        self.held = deque()  # ids sent to this worker and not answered, in the order it runs them
+        self.stopped = False  # the stop marker (None) was sent
+
+
+class _ProcessBackend:
+    """Worker processes with one task queue each, one result queue, one collector thread."""
+
+    def __init__(self, buffer, ProcessQueue, count, daemon, func=None, ctx=None):
+        self.buffer = buffer
+        self.ProcessQueue = ProcessQueue
+        self.count = count
+        self.daemon = daemon
+        self.func = func
+        self.ctx = ctx
+        self.lock = threading.Lock()
+        self.workers = {}  # wid -> _Worker
+        self.backlog = deque()  # (id, payload) waiting for a worker with room
+        self.stopping = False
+        self.killed = False
+        self.broken = None  # the collector's failure
+        self.wids = itertools.count()
+        self.pickled = {}  # id(function) -> (function, its pickle), plain functions only
+        self.credit = _MIN_CREDIT  # tasks in flight per worker, from the run times reported
+        self.max_credit = max(_MIN_CREDIT, min(_MAX_CREDIT, buffer.window // count))
+        self.run_time = 0.01  # seconds per task, a moving average; starts slow
+        self.results = self._queue()
+        self.started = threading.Event()
+        self.start_error = None
+        self.collector = threading.Thread(target=self._collect, name="fastq-parallel-collector", daemon=True)
+        self.collector.start()
+        self.started.wait()
+        if self.start_error is not None:
+            raise self.start_error
+
+    def _queue(self):
+        return self.ProcessQueue(ctx=self.ctx)
+
+    # -- the put side ------------------------------------------------------------------------
+
+    def prepare(self, func, args, kwargs):
+        if self.func is not None:
+            return pickle.dumps((args, kwargs), _PROTOCOL)
+        # A plain function pickles as its module and name, always the same bytes: keep them
+        # (pickle looks the module up through the import system on every dump).
+        cached = self.pickled.get(id(func))
+        if cached is not None and cached[0] is func:
+            pickled_func = cached[1]
+        else:
+            pickled_func = pickle.dumps(func, _PROTOCOL)
+            if type(func) in _PLAIN_FUNCTIONS:
+                if len(self.pickled) >= _FUNCTION_CACHE:
+                    self.pickled.clear()
+                self.pickled[id(func)] = (func, pickled_func)  # holds func: its id stays its own
+        return pickled_func, pickle.dumps((args, kwargs), _PROTOCOL)
+
+    def submit(self, packet_id, payload):
+        with self.lock:
+            if self.broken is not None:
+                raise WorkerError("the ParallelQueue's collector thread failed", _format(self.broken)) from self.broken
+            worker = None if self.backlog else self._least_loaded()
+            if worker is None:  # the collector sends it, with others, when a result comes back
+                self.backlog.append((packet_id, payload))
+            else:
+                worker.tasks.put((packet_id, payload))
+                worker.held.append(packet_id)
+
+    def _least_loaded(self):
+        """The worker with the fewest tasks among those below the credit, or None."""
+        best = None
+        credit = self.credit
+        for worker in self.workers.values():
+            n = len(worker.held)
+            if n < credit and not worker.stopped and (best is None or n < len(best.held)):
+                best = worker
+                if n == 0:
+                    break
+        return best
+
+    def _dispatch(self):
+        """Send waiting tasks to workers with room, least loaded first, several at a time; once
+        stopping and nothing waits, tell every worker to stop. Called with the lock held."""
+        backlog = self.backlog
+        if backlog:
+            credit = self.credit
+            for worker in sorted(self.workers.values(), key=lambda w: len(w.held)):
+                room = credit - len(worker.held)
+                if room <= 0 or worker.stopped:
+                    continue
+                if room == 1 or len(backlog) == 1:
+                    packet_id, payload = task = backlog.popleft()
+                    worker.tasks.put(task)
+                    worker.held.append(packet_id)
+                else:
+                    tasks = [backlog.popleft() for _ in range(min(room, len(backlog)))]
+                    worker.tasks.put_many(tasks)
+                    worker.held.extend([packet_id for packet_id, _ in tasks])
+                if not backlog:
+                    break
+        if self.stopping and not backlog:
+            for worker in self.workers.values():
+                if not worker.stopped:
+                    worker.stopped = True
+                    worker.tasks.put(None)
+
+    def stop(self):
+        with self.lock:
+            self.stopping = True
+            if self.broken is None:
+                self._dispatch()
+
+    def kill(self):
+        """Stop now, dropping what is queued: the pool was garbage collected (or the interpreter
+        exits). The collector terminates and reaps the workers."""
+        self.killed = True
+        self.stopping = True
+        for worker in list(self.workers.values()):
+            try:
+                worker.proc.terminate()
+            except Exception:
+                pass
+
+    def join(self, timeout=None):
+        self.collector.join(timeout)
+
+    def is_alive(self):
+        return self.collector.is_alive()
+
+    def pids(self):
+        return [w.proc.pid for w in list(self.workers.values())]
+
+    # -- the collector thread ----------------------------------------------------------------
+
+    def _start_worker(self):
+        wid = next(self.wids)
+        tasks = self._queue()
+        target_ctx = self.ctx or multiprocessing
+        _pdeathsig()  # look it up once here, so forked workers inherit it
+        proc = target_ctx.Process(
+            target=_worker_main,
+            args=(wid, tasks, self.results, self.func, os.getpid()),
+            name=f"fastq-parallel-worker-{wid}",
+            daemon=self.daemon,
+        )
+        proc.start()
+        worker = _Worker(wid, proc, tasks)
+        with self.lock:
+            self.workers[wid] = worker
+            self._dispatch()
+        return worker
+
+    def _collect(self):
+        try:
+            try:
+                for _ in range(self.count):
+                    self._start_worker()
+            except BaseException as exc:
+                self.start_error = exc
+                raise
+            finally:
+                self.started.set()
+            self._loop()
+        except BaseException as exc:
+            self._fail(exc)
+        finally:
+            self._shutdown_workers()
+
+    def _loop(self):
+        get_many = self.results.get_many
+        wait = multiprocessing.connection.wait
+        next_check = monotonic() + _SLICE
+        while True:
+            if self.killed:
+                return
+            try:
+                batch = get_many(_BATCH, timeout=_SLICE)
+            except Empty:
+                batch = None
+            if batch:
+                self._file(batch)
+                now = monotonic()
+                if now < next_check:
+                    continue
+                next_check = now + _SLICE
+            workers = list(self.workers.values())
+            if not workers:
+                with self.lock:
+                    finished = self.stopping and not self.backlog
+                if finished:
+                    self._drain()
+                    return
+                self._start_worker()  # every worker stopped or died while tasks still wait
+                continue
+            dead = wait([w.proc.sentinel for w in workers], timeout=0)
+            if dead:
+                dead = set(dead)
+                self._bury([w for w in workers if w.proc.sentinel in dead])
+
+    def _file(self, batch):
+        buffer_put = self.buffer.put
+        with self.lock:
+            workers = self.workers
+            run_time = self.run_time
+            for wid, packet_id, took, value in batch:
+                if took >= 0.0:
+                    run_time += (took - run_time) * 0.125
+                worker = workers.get(wid)
+                if worker is None:
+                    continue  # from a worker already buried: its ids were filled with WorkerDied
+                held = worker.held
+                if held and held[0] == packet_id:
+                    held.popleft()
+                else:
+                    try:
+                        held.remove(packet_id)
+                    except ValueError:  # filled already (a put that failed half-way)
+                        continue
+                buffer_put(packet_id, value if took >= 0.0 else _Failure(remote=value))
+            self.run_time = run_time
+            self.credit = max(_MIN_CREDIT, min(self.max_credit, int(_QUEUED_WORK / (run_time + 1e-6))))
+            if self.backlog or self.stopping:
+                self._dispatch()
+
+    def _drain(self):
+        """File whatever the result queue holds now."""
+        while True:
+            try:
+                batch = self.results.get_many(_BATCH, block=False)
+            except Empty:
+                return
+            self._file(batch)
+
+    def _bury(self, dead):
+        self._drain()  # results a dead worker sent before it died still count
+        replace = 0
+        with self.lock:
+            for worker in dead:
+                worker.proc.join()  # reap
+                del self.workers[worker.wid]
+                if worker.held:
+                    died = _exit_description(worker.proc.exitcode)
+                    for packet_id in worker.held:
+                        exc = WorkerDied(f"worker process {worker.proc.pid} died ({died}) while it held task {packet_id}")
+                        self.buffer.put(packet_id, _Failure(exc))
+                    worker.held.clear()
+                _discard(worker.tasks)
+                if not worker.stopped:
+                    replace += 1
+            if self.stopping and not self.backlog:
+                replace = 0
+        for _ in range(replace):
+            if self.killed:
+                break
+            self._start_worker()
+
+    def _fail(self, exc):
+        """The collector itself failed: every id it was responsible for gets the failure, and
+        later puts raise it. Never silent."""
+        with self.lock:
+            self.broken = exc
+            text = _format(exc)
+            message = f"the ParallelQueue's collector thread failed: {_one_line(exc)}"
+            ids = [pid for w in self.workers.values() for pid in w.held]
+            ids += [pid for pid, _ in self.backlog]
+            for worker in self.workers.values():
+                worker.held.clear()
+            self.backlog.clear()
+            for packet_id in ids:
+                try:
+                    self.buffer.put(packet_id, _Failure(WorkerError(message, text), cause=exc))
+                except Exception:
+                    pass
+
+    def _shutdown_workers(self):
+        workers = list(self.workers.values())
+        for worker in workers:
+            if self.killed or self.broken is not None:
+                try:
+                    worker.proc.terminate()
+                except Exception:
+                    pass
+        for worker in workers:
+            worker.proc.join(1.0)
+            if worker.proc.exitcode is None:
+                worker.proc.kill()
+                worker.proc.join()
+            _discard(worker.tasks)
+        self.workers.clear()
+        _discard(self.results)
