@@ -432,6 +432,18 @@ def bind(ReorderBuffer, Queue, ProcessQueue):
                 raise ValueError("map() on a ParallelQueue with results pending: get() them first")
             end = _MapEnd()  # passed through after the last task: the consumer needs no counting
             cancel = threading.Event()
+            # With the window full the feeder sleeps until a quarter of it is free, not until the
+            # first slot is: one wake per several tasks rather than one per result (each costs
+            # the parent CPU time that the workers could use).
+            buffer = self._buffer
+            window = buffer.window
+            low = max(1, window // 4)
+            room = threading.Event()
+            waiting = [False]
+
+            def wake_feeder():  # the consumer's side, before each get()
+                if waiting[0] and window - buffer.pending >= low:
+                    room.set()
 
             def feed():
                 try:
@@ -439,6 +451,13 @@ def bind(ReorderBuffer, Queue, ProcessQueue):
                         while True:
                             if cancel.is_set():
                                 return
+                            if buffer.pending >= window:
+                                room.clear()
+                                waiting[0] = True
+                                if buffer.pending >= window:
+                                    room.wait(0.1)
+                                waiting[0] = False
+                                continue
                             try:
                                 put_one(item)
                                 break
@@ -455,12 +474,13 @@ def bind(ReorderBuffer, Queue, ProcessQueue):
 
             feeder = threading.Thread(target=feed, name="fastq-parallel-map-feeder", daemon=True)
             feeder.start()
-            return self._map_results(end, cancel, feeder)
+            return self._map_results(end, cancel, feeder, wake_feeder, room)
 
-        def _map_results(self, end, cancel, feeder):
+        def _map_results(self, end, cancel, feeder, wake_feeder, room):
             finished = False
             try:
                 while True:
+                    wake_feeder()
                     try:
                         item = self.get()
                     except Closed:  # stopped before the end marker went in
@@ -479,6 +499,7 @@ def bind(ReorderBuffer, Queue, ProcessQueue):
             finally:
                 if not finished:  # left early: stop feeding, take this map's own results out
                     cancel.set()
+                    room.set()
                     while True:
                         try:
                             if self._buffer.get() is end:
