@@ -338,6 +338,7 @@ def _spill_queue(impl, ctx=None):
         pytest.skip("no ProcessQueue in this build")
     q = PQ(capacity=64 << 10, ctx=ctx)
     q.put(b"x" * (1 << 20))  # more than a quarter of the ring: a spill segment (C core)
+    q.cancel_join_thread()  # the pure core: if nobody reads it, exit must not wait on its pipe
     return q
 
 
