@@ -595,6 +595,107 @@ def test_map_left_early_leaves_the_queue_clean(make, backend):
     assert pq.get(timeout=20) == 144
 
 
+def fail_at(x, bad=1500):
+    if x == bad:
+        raise KeyError(f"item {x}")
+    return x
+
+
+def lambda_at(x, bad=1500):
+    return (lambda: None) if x == bad else x
+
+
+def exit_at(x, bad=1500):
+    if x == bad:
+        os._exit(3)
+    return x
+
+
+@pytest.mark.parametrize("chunksize", [None, 1, 7])
+def test_map_groups_short_tasks_and_keeps_every_result_in_place(make, backend, chunksize):
+    pq = make(backend=backend)
+    n = 300 if chunksize == 1 else 3000  # trivial tasks from a list: automatic groups grow to their largest
+    assert list(pq.map(square, list(range(n)), chunksize=chunksize)) == [i * i for i in range(n)]
+    assert list(pq.map(square, range(5), chunksize=chunksize)) == [i * i for i in range(5)]
+
+
+@pytest.mark.parametrize("chunksize", [None, 7])
+def test_a_failing_item_in_a_group_raises_at_its_own_place(make, backend, chunksize):
+    pq = make(backend=backend)
+    got = []
+    with pytest.raises(WorkerError, match="item 1500") as info:
+        for x in pq.map(fail_at, list(range(3000)), chunksize=chunksize):
+            got.append(x)
+    assert got == list(range(1500))  # every result before it, none after
+    assert "fail_at" in info.value.traceback
+    assert isinstance(info.value.__cause__, KeyError)
+    assert pq.qsize() == 0
+    assert list(pq.map(square, list(range(300)))) == [i * i for i in range(300)]
+
+
+@pytest.mark.parametrize("backend_name", ["process", "process-executor"])
+def test_a_result_that_does_not_pickle_in_a_group_raises_at_its_own_place(make, request, backend_name):
+    backend = "process" if backend_name == "process" else request.getfixturevalue("process_executor")
+    pq = make(backend=backend)
+    got = []
+    with pytest.raises(WorkerError):
+        for x in pq.map(lambda_at, list(range(3000)), chunksize=50):
+            got.append(x)
+    if backend == "process":  # the worker sends what does pickle; an executor fails the group
+        assert got == list(range(1500))
+    else:
+        assert got == list(range(1500 // 50 * 50))
+    assert list(pq.map(square, list(range(300)))) == [i * i for i in range(300)]
+
+
+def test_a_worker_dying_in_a_group_fails_the_group_then_the_stream_goes_on(make):
+    pq = make(backend="process")
+    got = []
+    with pytest.raises(WorkerDied):
+        for x in pq.map(exit_at, list(range(3000)), chunksize=50):
+            got.append(x)
+    # every result up to the first group the dead worker held (it may have held a few)
+    assert got == list(range(len(got))) and len(got) % 50 == 0 and len(got) <= 1500
+    assert list(pq.map(square, list(range(300)))) == [i * i for i in range(300)]
+    assert len(pq._backend.pids()) == 2
+
+
+def test_map_does_not_hold_an_item_back_while_a_generator_waits(make, backend):
+    pq = make(backend=backend)
+    first_out = threading.Event()
+
+    def items():
+        yield 1
+        assert first_out.wait(20), "item 1 was held back until the next item came"
+        yield 2
+
+    it = pq.map(square, items())
+    assert next(it) == 1
+    first_out.set()
+    assert list(it) == [4]
+
+
+def test_map_checks_chunksize(make):
+    pq = make(backend="thread")
+    with pytest.raises(ValueError):
+        pq.map(square, range(3), chunksize=0)
+    with pytest.raises(TypeError):
+        pq.map(square, range(3), chunksize="2")
+    assert list(pq.map(square, range(3), chunksize=2)) == [0, 1, 4]
+
+
+def test_group_size_follows_the_run_time():
+    from fastq._chunk import MAX_ITEMS, TARGET, _Chunk, next_size
+
+    quick = _Chunk([0] * 8, None, 8e-7, 8)  # 0.1 us an item
+    assert next_size(1, quick) == 2 and next_size(64, quick) == MAX_ITEMS  # grows twofold at most
+    slow = _Chunk([0], None, 10 * TARGET, 1)
+    assert next_size(MAX_ITEMS, slow) == 1  # shrinks at once
+    middle = _Chunk([0] * 4, None, TARGET, 4)
+    assert next_size(MAX_ITEMS, middle) == 4
+    assert next_size(1, _Chunk([0], None, 0.0, 1)) == 2  # a clock too coarse to see it
+
+
 def test_map_refuses_a_queue_with_results_pending(make):
     pq = make(backend="thread")
     pq.put("marker")
@@ -663,6 +764,8 @@ def test_single_task_queue_runs_a_closure_in_order(make, backend_name):
     pq.put(2, scale=10)
     assert [pq.get(timeout=20), pq.get(timeout=20)] == [1001, 10020]
     assert list(pq.map(range(40))) == [i + offset for i in range(40)]
+    quick = make(lambda x: x + offset, single=True, backend=backend_name)  # grouped: a list of quick ones
+    assert list(quick.map(list(range(2000)))) == [i + offset for i in range(2000)]
 
 
 def test_single_task_queue_with_an_executor_and_errors(make, thread_executor):

@@ -34,6 +34,7 @@ import types
 from collections import deque
 from time import monotonic, perf_counter
 
+from ._chunk import _Chunk, run_chunk
 from ._failure import _PROTOCOL, _Failure, _describe, _format, _one_line
 from .errors import Empty, WorkerDied, WorkerError
 
@@ -118,6 +119,13 @@ def _worker_main(wid, tasks, results, func, parent_pid):
                 try:
                     put(message)
                 except BaseException as exc:
+                    if type(message[3]) is _Chunk:  # send the results that do pickle
+                        message[3].salvage()
+                        try:
+                            put(message)
+                            continue
+                        except BaseException as again:
+                            exc = again
                     put((message[0], message[1], -1.0, _describe(exc, skip_frames=0)))
         done.clear()
 
@@ -137,18 +145,16 @@ def _worker_main(wid, tasks, results, func, parent_pid):
             packet_id, payload = task
             t0 = clock()
             try:
-                if func is None:
+                f = func
+                if f is None:
                     pickled_func, payload = payload
                     f = functions.get(pickled_func)
                     if f is None:
                         if len(functions) >= _FUNCTION_CACHE:
                             functions.clear()
                         f = functions[pickled_func] = loads(pickled_func)
-                    args, kwargs = loads(payload)
-                    result = f(*args, **kwargs)
-                else:
-                    args, kwargs = loads(payload)
-                    result = func(*args, **kwargs)
+                args, kwargs = loads(payload)
+                result = f(*args, **kwargs) if args is not None else run_chunk(f, kwargs)  # None: map()'s group
                 now = clock()
                 done.append((wid, packet_id, now - t0, result))
                 del result

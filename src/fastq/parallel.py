@@ -22,6 +22,7 @@ import atexit
 import functools
 import multiprocessing
 import multiprocessing.util  # its atexit hook must be registered before ours, so ours runs first
+import operator
 import os
 import pickle
 import sys
@@ -29,6 +30,8 @@ import threading
 import weakref
 from time import monotonic
 
+from . import _chunk
+from ._chunk import _Chunk
 from ._failure import _PROTOCOL, _Failure, _unsent
 from ._process_backend import _ProcessBackend
 from .errors import Closed, Empty, Full, ShutDown, WorkerDied
@@ -74,7 +77,7 @@ class _ThreadBackend:
             thread.start()
 
     def prepare(self, func, args, kwargs):
-        return func if self.func is None else self.func, args, kwargs
+        return _chunk.call(func if self.func is None else self.func, args, kwargs, local=True)
 
     def submit(self, packet_id, task):
         self.tasks.put((packet_id, task))
@@ -142,7 +145,7 @@ class _FutureBackend:
         self.futures = {}  # dask releases a task whose future is garbage collected: keep them
 
     def prepare(self, func, args, kwargs):
-        return func if self.func is None else self.func, args, kwargs
+        return _chunk.call(func if self.func is None else self.func, args, kwargs)
 
     def submit(self, packet_id, task):
         func, args, kwargs = task
@@ -291,12 +294,12 @@ def bind(ReorderBuffer, Queue, ProcessQueue):
             cpus = _cpu_count()
             if worker_count is None:
                 worker_count = cpus
-            worker_count = worker_count.__index__()
+            worker_count = operator.index(worker_count)
             if worker_count < 1:
                 raise ValueError(f"worker_count must be at least 1, not {worker_count}")
             if buffer_size is None:
                 buffer_size = default_buffer_size(cpus)
-            buffer_size = buffer_size.__index__()
+            buffer_size = operator.index(buffer_size)
             if buffer_size < 1:
                 raise ValueError(f"buffer_size must be at least 1, not {buffer_size}")
             buffer_size = 1 << (buffer_size - 1).bit_length()  # the window is a power of two
@@ -417,21 +420,32 @@ def bind(ReorderBuffer, Queue, ProcessQueue):
 
         # -- map ------------------------------------------------------------------------------
 
-        def map(self, func, iterable):
+        def map(self, func, iterable, chunksize=None):
             """Yield func(item) for each item, in order, while a thread feeds the puts (so the
             window never stalls the caller). The queue must have nothing pending (map takes the
             stream for itself); it is not stopped afterwards. A task's exception raises at its
             place; an exception from the iterable or from a put raises after the results before
-            it. Leaving the loop early waits for the tasks already put and drops their results."""
+            it. Leaving the loop early waits for the tasks already put and drops their results.
+
+            chunksize: items sent to a worker as one task. None (the default) groups short tasks
+            automatically, about half a millisecond of work per group, when the iterable knows
+            its length (a list, a range: one that may block between items, like a generator or
+            a file, is sent an item at a time, so no item waits for the next); 1 never groups. A
+            worker that dies fails its whole group (WorkerDied, at the group's first item)."""
             if not callable(func):
                 raise TypeError(f"map() needs a callable, not {type(func).__name__!r}")
-            return self._map(lambda item: self._submit(func, (item,), {}, True, 0.1), iterable)
+            return self._map(func, iterable, chunksize)
 
-        def _map(self, put_one, iterable):
+        def _map(self, func, iterable, chunksize):
+            if chunksize is not None:
+                chunksize = operator.index(chunksize)
+                if chunksize < 1:
+                    raise ValueError(f"chunksize must be at least 1, not {chunksize}")
             if self._buffer.pending:
                 raise ValueError("map() on a ParallelQueue with results pending: get() them first")
             end = _MapEnd()  # passed through after the last task: the consumer needs no counting
             cancel = threading.Event()
+            size = [chunksize or 1]  # items per group: set by the consumer from the groups' run times
             # With the window full the feeder sleeps until a quarter of it is free, not until the
             # first slot is: one wake per several tasks rather than one per result (each costs
             # the parent CPU time that the workers could use).
@@ -445,24 +459,45 @@ def bind(ReorderBuffer, Queue, ProcessQueue):
                 if waiting[0] and window - buffer.pending >= low:
                     room.set()
 
+            def send(args, kwargs):
+                """Put one task (or group), waiting for room; False once cancelled."""
+                while True:
+                    if cancel.is_set():
+                        return False
+                    if buffer.pending >= window:
+                        room.clear()
+                        waiting[0] = True
+                        if buffer.pending >= window:
+                            room.wait(0.1)
+                        waiting[0] = False
+                        continue
+                    try:
+                        self._submit(func, args, kwargs, True, 0.1)
+                        return True
+                    except Full:
+                        continue
+
             def feed():
                 try:
-                    for item in iterable:
-                        while True:
-                            if cancel.is_set():
-                                return
-                            if buffer.pending >= window:
-                                room.clear()
-                                waiting[0] = True
-                                if buffer.pending >= window:
-                                    room.wait(0.1)
-                                waiting[0] = False
-                                continue
-                            try:
-                                put_one(item)
-                                break
-                            except Full:
-                                continue
+                    iterator = iter(iterable)
+                    grouped = chunksize != 1 and (chunksize is not None or operator.length_hint(iterator) > 0)
+                    while True:
+                        n = size[0] if grouped else 1
+                        items = []
+                        error = None
+                        try:
+                            for item in iterator:
+                                items.append(item)
+                                if len(items) >= n:
+                                    break
+                        except BaseException as exc:  # the items taken before it still run
+                            error = exc
+                        if items and not send(*((None, items) if grouped else ((items[0],), {}))):
+                            return
+                        if error is not None:
+                            raise error
+                        if len(items) < n:
+                            return
                 except BaseException as exc:
                     end.error = exc
                 finally:
@@ -474,9 +509,9 @@ def bind(ReorderBuffer, Queue, ProcessQueue):
 
             feeder = threading.Thread(target=feed, name="fastq-parallel-map-feeder", daemon=True)
             feeder.start()
-            return self._map_results(end, cancel, feeder, wake_feeder, room)
+            return self._map_results(end, cancel, feeder, wake_feeder, room, size, chunksize is None)
 
-        def _map_results(self, end, cancel, feeder, wake_feeder, room):
+        def _map_results(self, end, cancel, feeder, wake_feeder, room, size, auto):
             finished = False
             try:
                 while True:
@@ -489,6 +524,13 @@ def bind(ReorderBuffer, Queue, ProcessQueue):
                         if end.error is not None:
                             raise end.error from None
                         raise
+                    if type(item) is _Chunk:
+                        if auto:
+                            size[0] = _chunk.next_size(size[0], item)
+                        yield from item.results
+                        if item.failure is not None:
+                            item.failure.raise_()
+                        continue
                     if item is end:
                         finished = True
                         feeder.join()
@@ -576,9 +618,9 @@ def bind(ReorderBuffer, Queue, ProcessQueue):
             """Run func(*args, **kwargs) on a worker; results come out of get() in order."""
             self._submit(self.func, args, kwargs, block, timeout)
 
-        def map(self, iterable):
+        def map(self, iterable, chunksize=None):
             """Yield func(item) for each item, in order (see ParallelQueue.map)."""
-            return self._map(lambda item: self._submit(self.func, (item,), {}, True, 0.1), iterable)
+            return self._map(self.func, iterable, chunksize)
 
     return ParallelQueue, ParallelSingleTaskQueue
 

@@ -1,0 +1,74 @@
+"""map()'s groups of short tasks: several items under one packet id, so that a task of a few
+microseconds does not pay a whole message round trip (and a thread wake or two) of its own.
+
+A group is sent as a task whose args are None and whose kwargs are the list of items (put()
+never makes args None); each backend runs it through run_chunk(), which returns a _Chunk. The
+consumer (ParallelQueue._map_results) yields its results in order, then raises its failure if an
+item failed: map() ends at the first failure, so the items after it in the group are not run.
+"""
+import pickle
+from time import perf_counter
+
+from ._failure import _PROTOCOL, _describe, _Failure
+
+TARGET = 0.0005  # seconds of work per group: the per-message cost then stays a few percent
+MAX_ITEMS = 128  # items per group at most (a window of groups holds at most this many times more)
+
+
+class _Chunk:
+    """The results of a group, in order; `failure` (a _Failure) for the item that raised, after
+    them; `took`: the seconds its items ran, for sizing the next groups."""
+
+    __slots__ = ("results", "failure", "took", "count")
+
+    def __init__(self, results, failure, took, count):
+        self.results = results
+        self.failure = failure
+        self.took = took
+        self.count = count  # items run, the failed one included
+
+    def __reduce__(self):
+        return _Chunk, (self.results, self.failure, self.took, self.count)
+
+    def salvage(self):
+        """Cut the results before the first one that does not pickle, which becomes the failure
+        (a worker calls this when the group as a whole would not go through its result queue)."""
+        for i, result in enumerate(self.results):
+            try:
+                pickle.dumps(result, _PROTOCOL)
+            except BaseException as exc:
+                self.failure = _Failure(remote=_describe(exc, skip_frames=0))
+                del self.results[i:]
+                return
+
+
+def next_size(size, chunk):
+    """Items per group after `chunk` came back from groups of `size`: about TARGET seconds of
+    work, growing at most twofold at a time (one quick group says little), shrinking at once."""
+    per_item = chunk.took / chunk.count
+    want = MAX_ITEMS if per_item <= 0 else int(TARGET / per_item)
+    return max(1, min(want, 2 * size, MAX_ITEMS))
+
+
+def run_chunk(func, items, local=False):
+    """func(item) for each item until one raises. `local`: the failure stays in this process
+    (thread backend: the exception itself is kept as the cause), else it is described for
+    pickling (the traceback as text, the exception pickled if it can be)."""
+    results = []
+    failure = None
+    t0 = perf_counter()
+    for item in items:
+        try:
+            results.append(func(item))
+        except BaseException as exc:
+            failure = _Failure.local(exc) if local else _Failure(remote=_describe(exc))
+            break
+    count = len(results) + (failure is not None)
+    return _Chunk(results, failure, perf_counter() - t0, count)
+
+
+def call(func, args, kwargs, local=False):
+    """(func, args, kwargs) to run a task in process, a group (args None) through run_chunk."""
+    if args is None:
+        return run_chunk, (func, kwargs, local), {}
+    return func, args, kwargs
