@@ -54,8 +54,10 @@ def _write_table(reporter):
             reporter.write_line(f"    {row.name:42s} {t * 1e6:9.1f} us  ({'; '.join(extra)})")
 
 
-@pytest.mark.parametrize("row", bp.ROWS, ids=[row.id for row in bp.ROWS])
-@pytest.mark.parametrize("case", bp.CASES, ids=[case.group for case in bp.CASES])
+PAIRS = [(case, row) for case in bp.CASES for row in bp.ROWS if not row.only or row.only == case.group]
+
+
+@pytest.mark.parametrize("case,row", PAIRS, ids=[f"{case.group}-{row.id}" for case, row in PAIRS])
 def test_parallel_map(benchmark, bench_full, steps, case, row):
     n = case.full_items if bench_full else case.bench_items
     items = [case.arg(steps)] * n

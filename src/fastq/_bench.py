@@ -647,7 +647,7 @@ def parallel_results(times):
     return results
 
 
-def run_quick_parallel(repeat=3, full=False):
+def run_quick_parallel(repeat=5, full=False):
     """The ordered-map table (fastq._bench_parallel's rows and cases) as Results: seconds per task."""
     return parallel_results(_parallel().run_quick(repeat=repeat, full=full, out=lambda *a: None))
 

@@ -8,6 +8,7 @@ run_quick() prints the same table without pytest (for `python -m fastq`).
 import contextlib
 import multiprocessing
 import os
+import statistics
 import time
 from dataclasses import dataclass
 from typing import Callable, List
@@ -44,7 +45,7 @@ def calibrate(seconds=0.001):
 # --- the rows --------------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def _fastq(core, backend):
+def _fastq(core, backend, chunksize=None):
     from fastq import parallel
 
     if core == "c":
@@ -59,12 +60,34 @@ def _fastq(core, backend):
 
         ParallelQueue = pure.ParallelQueue
     with ParallelQueue(WORKERS, backend=backend) as pq:
-        yield pq.map
+        yield lambda func, items: pq.map(func, items, chunksize=chunksize)
 
 
 @contextlib.contextmanager
 def _serial():
     yield map
+
+
+def _run_share(func, items):
+    for item in items:
+        func(item)
+
+
+@contextlib.contextmanager
+def _ceiling():
+    """WORKERS forked processes, each running its share of the items, results dropped: the
+    parallel speedup this machine gives at the moment, with no queue in the way."""
+    ctx = multiprocessing.get_context("fork")
+
+    def run(func, items):
+        procs = [ctx.Process(target=_run_share, args=(func, items[i::WORKERS])) for i in range(WORKERS)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        return iter(())
+
+    yield run
 
 
 @contextlib.contextmanager
@@ -102,13 +125,20 @@ class Row:
     id: str
     open: Callable  # () -> context manager yielding imap(func, items)
     missing: str = ""
+    only: str = ""  # the one case group it runs in, if not all
 
 
 ROWS: List[Row] = [
     Row("serial (map)", "serial", _serial),
+    Row("no queue: the items split between processes (the machine's ceiling)", "ceiling", _ceiling,
+        only="parallel_cpu_1ms"),
     Row("fastq.ParallelQueue (C, process)", "fastq-c-process", lambda: _fastq("c", "process"), "the C core"),
+    Row("fastq.ParallelQueue (C, process, chunksize=1)", "fastq-c-process-1", lambda: _fastq("c", "process", 1),
+        "the C core"),
     Row("fastq.ParallelQueue (C, thread)", "fastq-c-thread", lambda: _fastq("c", "thread"), "the C core"),
     Row("fastq.pure.ParallelQueue (process)", "fastq-pure-process", lambda: _fastq("python", "process")),
+    Row("fastq.pure.ParallelQueue (process, chunksize=1)", "fastq-pure-process-1",
+        lambda: _fastq("python", "process", 1)),
     Row("fastq.pure.ParallelQueue (thread)", "fastq-pure-thread", lambda: _fastq("python", "thread")),
     Row("multiprocessing.Pool.imap (chunksize=1)", "pool-imap", _pool),
     Row("ProcessPoolExecutor.map", "process-pool-executor", _executor),
@@ -135,34 +165,66 @@ CASES: List[Case] = [
 ]
 
 
+def _once(imap, case, items):
+    t = time.perf_counter()
+    for _ in imap(case.func, items):
+        pass
+    return time.perf_counter() - t
+
+
 def time_row(row, case, n, steps, repeat=3):
     """Best seconds per task over `repeat` rounds of an n-item map."""
     items = [case.arg(steps)] * n
     with row.open() as imap:
-        for _ in imap(case.func, items[: max(10, n // 20)]):  # warm up: workers started, code paths hot
-            pass
-        best = float("inf")
-        for _ in range(repeat):
-            t = time.perf_counter()
-            for _ in imap(case.func, items):
+        _once(imap, case, items[: max(10, n // 20)])  # warm up: workers started, code paths hot
+        return min(_once(imap, case, items) for _ in range(repeat)) / n
+
+
+def time_rows(rows, case, n, steps, rounds=5):
+    """{row name: median seconds per task}: every row open at once, one n-item map of each per
+    round, the rows taking turns, so a slow spell of a shared machine falls on all of them."""
+    items = [case.arg(steps)] * n
+    times = {}
+    with contextlib.ExitStack() as stack:
+        maps = []
+        for row in rows:
+            imap = stack.enter_context(row.open())
+            _once(imap, case, items[: max(10, n // 20)])  # warm up
+            maps.append((row.name, imap))
+        for _ in range(rounds):
+            for name, imap in maps:
+                times.setdefault(name, []).append(_once(imap, case, items))
+    return {name: statistics.median(ts) / n for name, ts in times.items()}
+
+
+def available_rows(case):
+    """The rows that run in `case` and can open here, and [(row name, why not)] for the others."""
+    rows, skipped = [], []
+    for row in ROWS:
+        if row.only and row.only != case.group:
+            continue
+        try:
+            with row.open():
                 pass
-            best = min(best, time.perf_counter() - t)
-    return best / n
+        except ImportError as exc:
+            skipped.append((row.name, str(exc)))
+            continue
+        rows.append(row)
+    return rows, skipped
 
 
-def run_quick(repeat=3, full=False, out=print):
-    """Print a markdown table: microseconds per task, ratio to Pool.imap, speedup over serial."""
+def run_quick(repeat=5, full=False, out=print):
+    """Print a markdown table: microseconds per task (median of `repeat` rounds, the rows taking
+    turns), ratio to Pool.imap, speedup over serial."""
     steps = calibrate()
     times = {}
     skipped = []
     for case in CASES:
         n = case.full_items if full else case.bench_items
-        for row in ROWS:
-            try:
-                times[row.name, case.group] = time_row(row, case, n, steps, repeat)
-            except ImportError as exc:
-                if row.name not in [s for s, _ in skipped]:
-                    skipped.append((row.name, str(exc)))
+        rows, missing = available_rows(case)
+        skipped += [s for s in missing if s not in skipped]
+        for name, t in time_rows(rows, case, n, steps, repeat).items():
+            times[name, case.group] = t
     cols = [c.group for c in CASES]
     out(f"ordered map, {WORKERS} workers, {os.cpu_count()} CPUs: us per task (x faster than Pool.imap; "
         "speedup over serial)")
@@ -173,7 +235,7 @@ def run_quick(repeat=3, full=False, out=print):
         for case in CASES:
             t = times.get((row.name, case.group))
             if t is None:
-                cells.append("skipped")
+                cells.append("skipped" if not row.only else "-")
                 continue
             base = times.get((BASELINE, case.group))
             serial = times.get(("serial (map)", case.group))
