@@ -11,7 +11,7 @@ from time import perf_counter
 
 from ._failure import _PROTOCOL, _describe, _Failure
 
-TARGET = 0.0005  # seconds of work per group: the per-message cost then stays a few percent
+TARGET = 0.002  # seconds of work per group: the parent's cost per message (thread wakes, mostly) then stays a few percent
 MAX_ITEMS = 128  # items per group at most (a window of groups holds at most this many times more)
 
 

@@ -428,10 +428,11 @@ def bind(ReorderBuffer, Queue, ProcessQueue):
             it. Leaving the loop early waits for the tasks already put and drops their results.
 
             chunksize: items sent to a worker as one task. None (the default) groups short tasks
-            automatically, about half a millisecond of work per group, when the iterable knows
-            its length (a list, a range: one that may block between items, like a generator or
-            a file, is sent an item at a time, so no item waits for the next); 1 never groups. A
-            worker that dies fails its whole group (WorkerDied, at the group's first item)."""
+            automatically, about 2 ms of work per group and smaller towards the end, when the
+            iterable knows its length (a list, a range; one that may block between items, like a
+            generator or a file, is sent an item at a time, so no item waits for the next); 1
+            never groups. A worker that dies fails its whole group (WorkerDied, at the group's
+            first item)."""
             if not callable(func):
                 raise TypeError(f"map() needs a callable, not {type(func).__name__!r}")
             return self._map(func, iterable, chunksize)
@@ -481,8 +482,11 @@ def bind(ReorderBuffer, Queue, ProcessQueue):
                 try:
                     iterator = iter(iterable)
                     grouped = chunksize != 1 and (chunksize is not None or operator.length_hint(iterator) > 0)
+                    spread = 4 * self.worker_count
                     while True:
                         n = size[0] if grouped else 1
+                        if n > 1 and chunksize is None:  # smaller groups towards the end: no worker idles long
+                            n = min(n, max(1, operator.length_hint(iterator) // spread))
                         items = []
                         error = None
                         try:
