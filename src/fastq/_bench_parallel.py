@@ -250,7 +250,36 @@ def run_quick(repeat=5, full=False, out=print):
     return times
 
 
-if __name__ == "__main__":  # python -m fastq._bench_parallel [--full]
-    import sys
+def main(argv=None):
+    """python -m fastq._bench_parallel [--full] | --case GROUP [--rows ID,...] [--items N] [--rounds R]"""
+    import argparse
 
-    run_quick(full="--full" in sys.argv)
+    parser = argparse.ArgumentParser(prog="python -m fastq._bench_parallel", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--full", action="store_true", help="the table at full size")
+    parser.add_argument("--case", choices=[c.group for c in CASES], help="one case only: a longer, focused run")
+    parser.add_argument("--rows", help="row ids, comma-separated (with --case; default: every row)")
+    parser.add_argument("--items", type=int, help="tasks per round (with --case)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds, the rows taking turns (default: 5)")
+    args = parser.parse_args(argv)
+    if args.case is None:
+        run_quick(repeat=args.rounds, full=args.full)
+        return
+    case = next(c for c in CASES if c.group == args.case)
+    rows, skipped = available_rows(case)
+    if args.rows:
+        wanted = args.rows.split(",")
+        rows = [r for r in rows if r.id in wanted]
+    n = args.items or (case.full_items if args.full else case.bench_items)
+    times = time_rows(rows, case, n, calibrate(), args.rounds)
+    serial = times.get("serial (map)")
+    ceiling = next((t for r, t in times.items() if r.startswith("no queue")), None)
+    print(f"{case.name}, {n} tasks per round, median of {args.rounds} rounds, {WORKERS} workers, {os.cpu_count()} CPUs")
+    for name, t in times.items():
+        extra = f"  {serial / t:.2f}x serial" if serial else ""
+        if ceiling and serial:
+            extra += f", {ceiling / t:.0%} of the ceiling's speed"
+        print(f"  {name:70s} {t * 1e6:10.1f} us{extra}")
+
+
+if __name__ == "__main__":
+    main()
