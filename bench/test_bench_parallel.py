@@ -38,6 +38,7 @@ def _write_table(reporter):
     reporter.write_line("")
     reporter.write_line(f"ordered map, {bp.WORKERS} workers: median us per task "
                         "(x faster than Pool.imap; speedup over serial)")
+    width = max(len(row.name) for row in bp.ROWS)
     for case in bp.CASES:
         base = _medians.get((bp.BASELINE, case.group))
         serial = _medians.get(("serial (map)", case.group))
@@ -51,7 +52,7 @@ def _write_table(reporter):
                 extra.append(f"{base / t:.2f}x Pool.imap")
             if serial and case.func is not bp.identity:
                 extra.append(f"{serial / t:.2f}x serial")
-            reporter.write_line(f"    {row.name:42s} {t * 1e6:9.1f} us  ({'; '.join(extra)})")
+            reporter.write_line(f"    {row.name:{width}s} {t * 1e6:9.1f} us  ({'; '.join(extra)})")
 
 
 PAIRS = [(case, row) for case in bp.CASES for row in bp.ROWS if not row.only or row.only == case.group]
