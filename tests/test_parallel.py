@@ -675,6 +675,28 @@ def test_map_does_not_hold_an_item_back_while_a_generator_waits(make, backend):
     assert list(it) == [4]
 
 
+def test_big_items_travel_in_small_groups(make):
+    from fastq._chunk import MAX_BYTES, MAX_ITEMS, byte_cap
+
+    assert byte_cap(10, 0) == MAX_ITEMS  # not serialized: no cap
+    assert byte_cap(10, 10 * MAX_BYTES) == 1
+    assert byte_cap(8, MAX_BYTES) == 8 and byte_cap(1, 100) == MAX_ITEMS
+    pq = make(backend="process")
+    sizes = []
+    prepare = pq._backend.prepare
+
+    def watched(*args):  # the real prepare; the test only notes what it serialized
+        task = prepare(*args)
+        sizes.append(pq._backend.prepared_bytes)
+        return task
+
+    pq._backend.prepare = watched
+    blob = 50_000
+    blobs = [bytes([i % 256]) * blob for i in range(1000)]  # len() is quick: only the bytes limit groups
+    assert list(pq.map(len, blobs)) == [blob] * 1000
+    assert len(sizes) < 500 and max(sizes) <= MAX_BYTES + 2 * blob  # grouped, each group near 1 MiB at most
+
+
 def test_map_checks_chunksize(make):
     pq = make(backend="thread")
     with pytest.raises(ValueError):

@@ -13,6 +13,7 @@ from ._failure import _PROTOCOL, _describe, _Failure
 
 TARGET = 0.002  # seconds of work per group: the parent's cost per message (thread wakes, mostly) then stays a few percent
 MAX_ITEMS = 128  # items per group at most (a window of groups holds at most this many times more)
+MAX_BYTES = 1 << 20  # serialized bytes per group at most, where the backend serializes (processes)
 
 
 class _Chunk:
@@ -48,6 +49,14 @@ def next_size(size, chunk):
     per_item = chunk.took / chunk.count
     want = MAX_ITEMS if per_item <= 0 else int(TARGET / per_item)
     return max(1, min(want, 2 * size, MAX_ITEMS))
+
+
+def byte_cap(count, nbytes):
+    """Items per group that keep a group of `count` items serialized to `nbytes` under MAX_BYTES
+    (nbytes 0: not serialized here, no cap): big items travel a few at a time, as they would alone."""
+    if not nbytes:
+        return MAX_ITEMS
+    return max(1, min(MAX_ITEMS, MAX_BYTES * count // nbytes))
 
 
 def run_chunk(func, items, local=False):

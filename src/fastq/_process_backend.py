@@ -208,6 +208,7 @@ class _ProcessBackend:
         self.broken = None  # the collector's failure
         self.wids = itertools.count()
         self.pickled = {}  # id(function) -> (function, its pickle), plain functions only
+        self.prepared_bytes = 0  # the size of the last task prepare() serialized
         self.credit = _MIN_CREDIT  # tasks in flight per worker, from the run times reported
         self.max_credit = max(_MIN_CREDIT, min(_MAX_CREDIT, buffer.window // count))
         self.run_time = 0.01  # seconds per task, a moving average; starts slow
@@ -226,8 +227,10 @@ class _ProcessBackend:
     # -- the put side ------------------------------------------------------------------------
 
     def prepare(self, func, args, kwargs):
+        payload = pickle.dumps((args, kwargs), _PROTOCOL)
+        self.prepared_bytes = len(payload)  # map() keeps its groups of big items small by this
         if self.func is not None:
-            return pickle.dumps((args, kwargs), _PROTOCOL)
+            return payload
         # A plain function pickles as its module and name, always the same bytes: keep them
         # (pickle looks the module up through the import system on every dump).
         cached = self.pickled.get(id(func))
@@ -239,7 +242,7 @@ class _ProcessBackend:
                 if len(self.pickled) >= _FUNCTION_CACHE:
                     self.pickled.clear()
                 self.pickled[id(func)] = (func, pickled_func)  # holds func: its id stays its own
-        return pickled_func, pickle.dumps((args, kwargs), _PROTOCOL)
+        return pickled_func, payload
 
     def submit(self, packet_id, payload):
         with self.lock:

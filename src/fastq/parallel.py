@@ -63,6 +63,8 @@ class _ThreadBackend:
     """A pool of threads reading a core Queue of (id, (func, args, kwargs)); one None per thread
     stops them (sentinels rather than Queue.shutdown(), which must wake every blocked getter)."""
 
+    prepared_bytes = 0  # tasks are not serialized here
+
     def __init__(self, buffer, Queue, count, daemon, func=None):
         self.buffer = buffer
         self.tasks = Queue()
@@ -133,6 +135,8 @@ class _FutureBackend:
     """Tasks run by someone else's executor (concurrent.futures) or dask client; a done callback
     files each result. Those pools are the caller's: stop() does not shut them down; join() waits
     for this queue's own tasks."""
+
+    prepared_bytes = 0  # whatever the executor serializes, it does so out of sight
 
     def __init__(self, buffer, submit, func=None, dask=False):
         self.buffer = buffer
@@ -428,11 +432,11 @@ def bind(ReorderBuffer, Queue, ProcessQueue):
             it. Leaving the loop early waits for the tasks already put and drops their results.
 
             chunksize: items sent to a worker as one task. None (the default) groups short tasks
-            automatically, about 2 ms of work per group and smaller towards the end, when the
-            iterable knows its length (a list, a range; one that may block between items, like a
-            generator or a file, is sent an item at a time, so no item waits for the next); 1
-            never groups. A worker that dies fails its whole group (WorkerDied, at the group's
-            first item)."""
+            automatically (about 2 ms of work per group, at most about 1 MiB of pickled items
+            on the process backend, smaller towards the end) when the iterable knows its length
+            (a list, a range; one that may block between items, like a generator or a file, is
+            sent an item at a time, so no item waits for the next); 1 never groups. A worker that
+            dies fails its whole group (WorkerDied, at the group's first item)."""
             if not callable(func):
                 raise TypeError(f"map() needs a callable, not {type(func).__name__!r}")
             return self._map(func, iterable, chunksize)
@@ -483,10 +487,11 @@ def bind(ReorderBuffer, Queue, ProcessQueue):
                     iterator = iter(iterable)
                     grouped = chunksize != 1 and (chunksize is not None or operator.length_hint(iterator) > 0)
                     spread = 4 * self.worker_count
+                    cap = _chunk.MAX_ITEMS  # by the bytes the last group serialized to
                     while True:
                         n = size[0] if grouped else 1
                         if n > 1 and chunksize is None:  # smaller groups towards the end: no worker idles long
-                            n = min(n, max(1, operator.length_hint(iterator) // spread))
+                            n = min(n, cap, max(1, operator.length_hint(iterator) // spread))
                         items = []
                         error = None
                         try:
@@ -498,6 +503,8 @@ def bind(ReorderBuffer, Queue, ProcessQueue):
                             error = exc
                         if items and not send(*((None, items) if grouped else ((items[0],), {}))):
                             return
+                        if grouped:
+                            cap = _chunk.byte_cap(len(items), self._backend.prepared_bytes)
                         if error is not None:
                             raise error
                         if len(items) < n:
