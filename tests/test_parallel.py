@@ -707,7 +707,7 @@ def test_map_checks_chunksize(make):
 
 
 def test_group_size_follows_the_run_time():
-    from fastq._chunk import MAX_ITEMS, TARGET, _Chunk, next_size
+    from fastq._chunk import MAX_BYTES, MAX_ITEMS, TARGET, _Chunk, next_size
 
     quick = _Chunk([0] * 8, None, 8e-7, 8)  # 0.1 us an item
     assert next_size(1, quick) == 2 and next_size(64, quick) == MAX_ITEMS  # grows twofold at most
@@ -716,6 +716,8 @@ def test_group_size_follows_the_run_time():
     middle = _Chunk([0] * 4, None, TARGET, 4)
     assert next_size(MAX_ITEMS, middle) == 4
     assert next_size(1, _Chunk([0], None, 0.0, 1)) == 2  # a clock too coarse to see it
+    big = _Chunk([bytes(300_000)] * 8, None, 8e-7, 8)  # quick, but each result is big
+    assert next_size(64, big) == MAX_BYTES // sys.getsizeof(big.results[0]) == 3
 
 
 def test_map_refuses_a_queue_with_results_pending(make):

@@ -7,6 +7,7 @@ consumer (ParallelQueue._map_results) yields its results in order, then raises i
 item failed: map() ends at the first failure, so the items after it in the group are not run.
 """
 import pickle
+import sys
 from time import perf_counter
 
 from ._failure import _PROTOCOL, _describe, _Failure
@@ -45,9 +46,16 @@ class _Chunk:
 
 def next_size(size, chunk):
     """Items per group after `chunk` came back from groups of `size`: about TARGET seconds of
-    work, growing at most twofold at a time (one quick group says little), shrinking at once."""
+    work, growing at most twofold at a time (one quick group says little), shrinking at once;
+    and big results (judged by the first one's sys.getsizeof) a few at a time, as they would
+    come alone: a group's results wait together in the window."""
     per_item = chunk.took / chunk.count
     want = MAX_ITEMS if per_item <= 0 else int(TARGET / per_item)
+    if chunk.results:
+        try:
+            want = min(want, MAX_BYTES // max(1, sys.getsizeof(chunk.results[0])))
+        except Exception:  # a __sizeof__ that fails: no cap from it
+            pass
     return max(1, min(want, 2 * size, MAX_ITEMS))
 
 
