@@ -1,24 +1,27 @@
 """ParallelQueue's "process" backend (fastq/parallel.py holds the rest).
 
-Worker processes, each with its own small task queue (a core ProcessQueue), and one shared result
-queue. Each worker holds a few tasks at a time (its credit), dispatched to the
-least loaded; the rest wait in the parent, so the parent always knows which ids each worker
-holds. The credit is 2 for tasks of a millisecond or more and grows (up to the window divided
-by the workers) to about 2 ms of work for shorter ones, from the run times workers report: a
-trivial task then doesn't pay a round trip of its own. Workers send a result at once when
-200 us have passed since their last send, else with the rest of the batch they took. A collector thread takes
-results in batches (get_many), files them, sends waiting tasks in batches (put_many), and
-watches the workers' sentinels: when a worker dies it drains the result queue, fills every id
-the dead worker held (sent, or done and not yet sent back) with WorkerDied, and starts a
-replacement with a fresh task queue. It catches everything and hands failures to get(): it
-never dies silently. Workers exit when the parent dies (PR_SET_PDEATHSIG on Linux, plus a
-getppid() check on every idle slice), and ignore SIGINT (the parent decides).
+Worker processes, each with its own small task queue (a core ProcessQueue), and one shared
+result queue. Each worker holds a few tasks at a time (its credit), dispatched to the least
+loaded; the rest wait in the parent, so the parent always knows which ids each worker holds.
+The credit is 2 for tasks of a millisecond or more and grows (up to the window divided by the
+workers) to about 2 ms of work for shorter ones, from the run times workers report: a trivial
+task then doesn't pay a round trip of its own. Workers send a result at once when 200 us have
+passed since their last send, else with the rest of the batch they took. A task whose args are
+None is a group of map()'s items (fastq/_chunk.py).
+
+A collector thread takes results in batches (get_many), files them, sends waiting tasks in
+batches (put_many), and watches the workers' sentinels: when a worker dies it drains the result
+queue, fills every id the dead worker held (sent, or done and not yet sent back) with
+WorkerDied, and starts a replacement with a fresh task queue. It catches everything and hands
+failures to get(): it never dies silently. Workers exit when the parent dies (PR_SET_PDEATHSIG
+on Linux, plus a getppid() check on every idle slice), and ignore SIGINT (the parent decides).
+
 Start method: on Linux the workers are forked (fast to start, and functions defined in __main__
 or nested in a function reach ParallelSingleTaskQueue's workers by inheritance); elsewhere the
 platform's default (spawn: a single-task function must then pickle). The collector thread forks
 them all, the first ones and the replacements, because PR_SET_PDEATHSIG fires when the *thread*
-that forked exits, and the collector lives as long as the workers do. (Python 3.12+ warns,
-with a DeprecationWarning hidden by default, about fork in a threaded process, as it does for
+that forked exits, and the collector lives as long as the workers do. (Python 3.12+ warns, with
+a DeprecationWarning hidden by default, about fork in a threaded process, as it does for
 multiprocessing.Pool, which also forks replacements from a thread.)
 """
 import functools
