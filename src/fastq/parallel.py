@@ -8,7 +8,9 @@ window is full: that is the back-pressure) and hands (id, task) to a backend; wh
 files its result under the id, and `get()` takes results out of the buffer in id order. A
 non-callable put goes straight into the buffer (passthrough, in order). Every reserved id gets
 filled: the task is serialized before its id is reserved, and if sending fails anyway the id is
-filled with the error, which get() raises in order.
+filled with the error, which get() raises in order. map() sends the short tasks of a list or
+range in groups, several items under one id (fastq/_chunk.py), so that they do not each pay a
+message round trip.
 
 Backends (only the transport differs):
 
