@@ -25,7 +25,7 @@ PROCESS_NOTE = ("across processes: time per item (one put in a producer process 
                 f"best of 3; in parentheses the speedup over {_bench.PROC_BASELINE}")
 PARALLEL_NOTE = ("ordered parallel map, 2 workers: time per task, median of 5 rounds (the rows take turns); in "
                  "parentheses the speedup over Pool.imap and over a serial map (the 1 ms task is where the "
-                 "workers pay; the ceiling row is what this machine gives with no queue at all)")
+                 "workers pay; the no-queue row is what this machine gives without any queue)")
 
 
 def _bench_dir():
