@@ -17,7 +17,8 @@ replacements, then winds down gracefully and checks what arrived:
   until Done. Killed producers never close: the consumers must still see Done once the survivors
   have closed and the IterableQueue is closed.
 - par: a ParallelQueue (process backend) whose worker processes are killed while the parent puts
-  tasks and gets results.
+  tasks and gets results, or (every other round, about) while it runs map() over lists, whose
+  short tasks travel in groups.
 
 What is checked (any failure is a violation; the exit status is 1 if there was one):
 - untorn: every message carries a crc32 of its payload, checked by the consumer;
@@ -27,7 +28,8 @@ What is checked (any failure is a violation; the exit status is 1 if there was o
   the ones each killed consumer held (its get_many batch); a killed producer's message in flight may
   arrive or not, nothing beyond it may arrive;
 - ParallelQueue: results in submission order, each the right one, or WorkerDied for a task a killed
-  worker held (at most its credit per kill); the stream goes on after every kill;
+  worker held (at most its credit per kill); a map() yields its results in order until a
+  WorkerDied ends it (at most one per kill); the stream goes on after every kill;
 - nothing hangs: every wait is bounded (STALL seconds without a delivery while producers and
   consumers live, WAIT seconds for a graceful exit); surviving processes exit cleanly;
 - the queue still works after the round (a put and a get in the parent), and is empty;
@@ -557,6 +559,10 @@ def _task(i, seed, size, pause):
     return i, zlib.crc32(payload), payload
 
 
+def _map_task(task):
+    return _task(*task)
+
+
 def _worker_pids():
     return [p.pid for p in multiprocessing.active_children() if p.name.startswith("fastq-parallel-worker")]
 
@@ -575,8 +581,12 @@ class ParallelRound:
         rng = self.rng
         count = rng.choice([1, 2, 3])
         window = rng.choice([8, 32, 128])
+        use_map = rng.random() < 0.5
         pq = fastq.ParallelQueue(count, buffer_size=window)
         try:
+            if use_map:
+                self._maps(pq, count, window)
+                return
             credit = max(2, min(64, window // count))
             next_put = next_get = died = 0
             done_kills = 0
@@ -653,6 +663,62 @@ class ParallelRound:
         finally:
             pq.stop()
             pq.join(WAIT)
+
+
+    def _maps(self, pq, count, window):
+        """map() over lists of short and not so short tasks, grouped automatically, while workers
+        die: each map yields its results in order, untorn, until a WorkerDied ends it (at most
+        one per kill); the next map starts where it stopped."""
+        import fastq
+
+        rng = self.rng
+        done_kills = died = tasks = 0
+        next_kill = time.monotonic() + _gap(rng)
+        last_t = time.monotonic()
+        while done_kills < self.kills:
+            n = rng.randrange(100, 3000)
+            items = [(tasks + j, rng.randrange(2**32), rng.randrange(0, 512) if rng.random() < 0.97
+                      else rng.randrange(512, 1 << 18), rng.choice([0, 0, 0, 0, 0, 0.0005])) for j in range(n)]
+            pos = 0
+            try:
+                for i, crc, payload in pq.map(_map_task, items):
+                    want, seed, size, _ = items[pos]
+                    if i != want:
+                        raise Violation(f"par/map: got task {i}'s result in task {want}'s place")
+                    if zlib.crc32(payload) != crc or len(payload) != size:
+                        raise Violation(f"par/map: task {i}'s result is torn")
+                    pos += 1
+                    now = time.monotonic()
+                    self.fig.max_stall = max(self.fig.max_stall, now - last_t)
+                    last_t = now
+                    if done_kills < self.kills and now >= next_kill:
+                        pids = _worker_pids()
+                        if pids:
+                            try:
+                                os.kill(rng.choice(pids), signal.SIGKILL)
+                                done_kills += 1
+                                self.fig.kills["worker"] += 1
+                            except ProcessLookupError:
+                                pass
+                        next_kill = now + _gap(rng)
+            except fastq.WorkerDied:
+                died += 1
+            tasks += pos
+            last_t = time.monotonic()
+        if died > done_kills:
+            raise Violation(f"par/map: {died} maps ended by WorkerDied for {done_kills} kills")
+        if list(pq.map(_map_task, [(0, 1, 10, 0)] * 50)) != [(0, zlib.crc32(random.Random(1).randbytes(10)),
+                                                               random.Random(1).randbytes(10))] * 50:
+            raise Violation("par/map: the pool does not work after the kills")
+        pq.stop()
+        pq.join(WAIT)
+        if pq.is_alive():
+            raise Violation(f"par/map: the pool did not stop within {WAIT}s")
+        self.fig.tasks += tasks
+        self.fig.worker_died += died
+        self.fig.processes += count + done_kills
+        self.log(f"par/map: {done_kills} kills, {count} workers, window {window}: {tasks} tasks, "
+                 f"{died} maps ended by WorkerDied (<= {done_kills})")
 
 
 # ---- driver ---------------------------------------------------------------------------------------------
