@@ -12,7 +12,7 @@ from time import perf_counter
 
 from ._failure import _PROTOCOL, _describe, _Failure
 
-TARGET = 0.002  # seconds of work per group: the parent's cost per message (thread wakes, mostly) then stays a few percent
+TARGET = 0.005  # seconds of work per group: the parent's cost per message (thread wakes) stays small
 MAX_ITEMS = 128  # items per group at most (a window of groups holds at most this many times more)
 MAX_BYTES = 1 << 20  # serialized bytes per group at most, where the backend serializes (processes)
 

@@ -434,7 +434,7 @@ def bind(ReorderBuffer, Queue, ProcessQueue):
             it. Leaving the loop early waits for the tasks already put and drops their results.
 
             chunksize: items sent to a worker as one task. None (the default) groups short tasks
-            automatically (about 2 ms of work per group, at most about 1 MiB of pickled items
+            automatically (about 5 ms of work per group, at most about 1 MiB of pickled items
             on the process backend, smaller towards the end) when the iterable knows its length
             (a list, a range; one that may block between items, like a generator or a file, is
             sent an item at a time, so no item waits for the next); 1 never groups. A worker that
