@@ -45,7 +45,6 @@ import random
 import signal
 import struct
 import sys
-import threading
 import time
 import traceback
 import zlib
@@ -626,14 +625,7 @@ class ParallelRound:
                     last_t = now
                 now = time.monotonic()
                 if done_kills < self.kills and now >= next_kill:
-                    pids = _worker_pids()
-                    if pids:
-                        try:
-                            os.kill(rng.choice(pids), signal.SIGKILL)
-                            done_kills += 1
-                            self.fig.kills["worker"] += 1
-                        except ProcessLookupError:
-                            pass
+                    done_kills += self._kill_a_worker()
                     next_kill = now + _gap(rng)
             if died > done_kills * credit:
                 raise Violation(f"par: {died} WorkerDied for {done_kills} kills of workers holding at most "
@@ -651,19 +643,34 @@ class ParallelRound:
                     died += 1
             else:
                 raise Violation("par: the pool does not work after the kills (WorkerDied)")
-            pq.stop()
-            pq.join(WAIT)
-            if pq.is_alive():
-                raise Violation(f"par: the pool did not stop within {WAIT}s")
-            self.fig.tasks += next_put
-            self.fig.worker_died += died
-            self.fig.processes += count + done_kills
+            self._wind_down(pq, "par", next_put, died, count + done_kills)
             self.log(f"par: {done_kills} kills, {count} workers, window {window}: {next_put} tasks, "
                      f"{died} WorkerDied (<= {done_kills * credit})")
         finally:
             pq.stop()
             pq.join(WAIT)
 
+    def _wind_down(self, pq, what, tasks, died, processes):
+        """Stop the pool, which must stop within WAIT, and count the round's figures."""
+        pq.stop()
+        pq.join(WAIT)
+        if pq.is_alive():
+            raise Violation(f"{what}: the pool did not stop within {WAIT}s")
+        self.fig.tasks += tasks
+        self.fig.worker_died += died
+        self.fig.processes += processes
+
+    def _kill_a_worker(self):
+        """SIGKILL one of the pool's workers, if one is alive: 1 if it was killed, else 0."""
+        pids = _worker_pids()
+        if not pids:
+            return 0
+        try:
+            os.kill(self.rng.choice(pids), signal.SIGKILL)
+        except ProcessLookupError:
+            return 0
+        self.fig.kills["worker"] += 1
+        return 1
 
     def _maps(self, pq, count, window):
         """map() over lists of short and not so short tasks, grouped automatically, while workers
@@ -692,14 +699,7 @@ class ParallelRound:
                     self.fig.max_stall = max(self.fig.max_stall, now - last_t)
                     last_t = now
                     if done_kills < self.kills and now >= next_kill:
-                        pids = _worker_pids()
-                        if pids:
-                            try:
-                                os.kill(rng.choice(pids), signal.SIGKILL)
-                                done_kills += 1
-                                self.fig.kills["worker"] += 1
-                            except ProcessLookupError:
-                                pass
+                        done_kills += self._kill_a_worker()
                         next_kill = now + _gap(rng)
             except fastq.WorkerDied:
                 died += 1
@@ -710,13 +710,7 @@ class ParallelRound:
         if list(pq.map(_map_task, [(0, 1, 10, 0)] * 50)) != [(0, zlib.crc32(random.Random(1).randbytes(10)),
                                                                random.Random(1).randbytes(10))] * 50:
             raise Violation("par/map: the pool does not work after the kills")
-        pq.stop()
-        pq.join(WAIT)
-        if pq.is_alive():
-            raise Violation(f"par/map: the pool did not stop within {WAIT}s")
-        self.fig.tasks += tasks
-        self.fig.worker_died += died
-        self.fig.processes += count + done_kills
+        self._wind_down(pq, "par/map", tasks, died, count + done_kills)
         self.log(f"par/map: {done_kills} kills, {count} workers, window {window}: {tasks} tasks, "
                  f"{died} maps ended by WorkerDied (<= {done_kills})")
 
