@@ -201,36 +201,30 @@ def time_row(row, case, n, steps, repeat=3):
 
 
 def time_rows(rows, case, n, steps, rounds=5):
-    """{row name: median seconds per task}: every row open at once, one n-item map of each per
-    round, the rows taking turns, so a slow spell of a shared machine falls on all of them."""
+    """({row name: median seconds per task}, [(row name, why not) for rows missing here]): every
+    row open at once, one n-item map of each per round, the rows taking turns, so a slow spell of
+    a shared machine falls on all of them."""
     items = [case.arg(steps)] * n
-    times = {}
+    times, skipped = {}, []
     with contextlib.ExitStack() as stack:
         maps = []
         for row in rows:
-            imap = stack.enter_context(row.open())
+            try:
+                imap = stack.enter_context(row.open())
+            except ImportError as exc:
+                skipped.append((row.name, str(exc)))
+                continue
             _once(imap, case, items[: max(10, n // 20)])  # warm up
             maps.append((row.name, imap))
         for _ in range(rounds):
             for name, imap in maps:
                 times.setdefault(name, []).append(_once(imap, case, items))
-    return {name: statistics.median(ts) / n for name, ts in times.items()}
+    return {name: statistics.median(ts) / n for name, ts in times.items()}, skipped
 
 
-def available_rows(case):
-    """The rows that run in `case` and can open here, and [(row name, why not)] for the others."""
-    rows, skipped = [], []
-    for row in ROWS:
-        if row.only and row.only != case.group:
-            continue
-        try:
-            with row.open():
-                pass
-        except ImportError as exc:
-            skipped.append((row.name, str(exc)))
-            continue
-        rows.append(row)
-    return rows, skipped
+def rows_for(case):
+    """The rows that run in `case` (a row may be for one case only)."""
+    return [row for row in ROWS if not row.only or row.only == case.group]
 
 
 def run_quick(repeat=5, full=False, out=print):
@@ -241,9 +235,9 @@ def run_quick(repeat=5, full=False, out=print):
     skipped = []
     for case in CASES:
         n = case.full_items if full else case.bench_items
-        rows, missing = available_rows(case)
+        timed, missing = time_rows(rows_for(case), case, n, steps, repeat)
         skipped += [s for s in missing if s not in skipped]
-        for name, t in time_rows(rows, case, n, steps, repeat).items():
+        for name, t in timed.items():
             times[name, case.group] = t
     cols = [c.group for c in CASES]
     out(f"ordered map, {WORKERS} workers, {os.cpu_count()} CPUs: us per task (x faster than Pool.imap; "
@@ -285,12 +279,12 @@ def main(argv=None):
         run_quick(repeat=args.rounds, full=args.full)
         return
     case = next(c for c in CASES if c.group == args.case)
-    rows, skipped = available_rows(case)
+    rows = rows_for(case)
     if args.rows:
         wanted = args.rows.split(",")
         rows = [r for r in rows if r.id in wanted]
     n = args.items or (case.full_items if args.full else case.bench_items)
-    times = time_rows(rows, case, n, calibrate(), args.rounds)
+    times, skipped = time_rows(rows, case, n, calibrate(), args.rounds)
     serial = times.get("serial (map)")
     split = next((t for r, t in times.items() if r.startswith("no queue")), None)
     print(f"{case.name}, {n} tasks per round, median of {args.rounds} rounds, {WORKERS} workers, {os.cpu_count()} CPUs")
@@ -299,6 +293,8 @@ def main(argv=None):
         if split and serial:
             extra += f", {split / t:.0%} of the no-queue split's speed"
         print(f"  {name:70s} {t * 1e6:10.1f} us{extra}")
+    for name, why in skipped:
+        print(f"  skipped {name}: {why}")
 
 
 if __name__ == "__main__":
