@@ -55,7 +55,7 @@ def _write_table(reporter):
             reporter.write_line(f"    {row.name:{width}s} {t * 1e6:9.1f} us  ({'; '.join(extra)})")
 
 
-PAIRS = [(case, row) for case in bp.CASES for row in bp.ROWS if not row.only or row.only == case.group]
+PAIRS = [(case, row) for case in bp.CASES for row in bp.rows_for(case)]
 
 
 @pytest.mark.parametrize("case,row", PAIRS, ids=[f"{case.group}-{row.id}" for case, row in PAIRS])
