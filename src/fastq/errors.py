@@ -1,11 +1,9 @@
 """The exception classes: the `queue` module's own where they exist, so `except queue.Empty` keeps working."""
-import queue
+import sys
+from queue import Empty as Empty, Full as Full
 
-Empty = queue.Empty
-Full = queue.Full
-
-if hasattr(queue, "ShutDown"):  # Python 3.13+
-    ShutDown = queue.ShutDown
+if sys.version_info >= (3, 13):
+    from queue import ShutDown as ShutDown
 else:
 
     class ShutDown(Exception):
@@ -23,11 +21,11 @@ class Done(Exception):
 class WorkerError(Exception):
     """A task raised in a worker; the worker's formatted traceback is in `.traceback`."""
 
-    def __init__(self, message, traceback=""):
+    def __init__(self, message: str, traceback: str = "") -> None:
         super().__init__(message, traceback)
         self.traceback = traceback
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.args[0]}\n\nWorker traceback:\n{self.traceback}" if self.traceback else str(self.args[0])
 
 

@@ -6,34 +6,40 @@ this exact algorithm on its own objects when a subclass overrides _init/_qsize/_
 """
 import threading
 import types
-from operator import index
 from collections import deque
+from collections.abc import Iterable
 from heapq import heappop, heappush
+from operator import index
 from time import monotonic
+from typing import Any, Generic, SupportsIndex, TypeVar
+
 
 from ..errors import Empty, Full, ShutDown
+
+_T = TypeVar("_T")
+_E = TypeVar("_E", bound=BaseException)
 
 _NEGATIVE_TIMEOUT = "'timeout' must be a non-negative number"
 
 
-def _check_timeout(block, timeout):
+def _check_timeout(block: bool, timeout: float | None) -> None:
     if block and timeout is not None and timeout < 0:
         raise ValueError(_NEGATIVE_TIMEOUT)
 
 
-def _max_items(max_items):
+def _max_items(max_items: SupportsIndex) -> int:
     n = index(max_items)
     if n < 1:
         raise ValueError("'max_items' must be at least 1")
     return n
 
 
-def _with_inserted(exc, inserted):
-    exc.inserted = inserted
+def _with_inserted(exc: _E, inserted: int) -> _E:
+    exc.inserted = inserted  # type: ignore[attr-defined]
     return exc
 
 
-def _wait_not_empty(q, block, timeout):
+def _wait_not_empty(q: "Queue[Any]", block: bool, timeout: float | None) -> None:
     """With q.mutex held: return once q holds an item, or raise Empty or ShutDown."""
     if not block:
         raise Empty
@@ -53,7 +59,7 @@ def _wait_not_empty(q, block, timeout):
             raise ShutDown
 
 
-def _wait_not_full(q, block, endtime):
+def _wait_not_full(q: "Queue[Any]", block: bool, endtime: float | None) -> None:
     """With q.mutex held: return once q has room, or raise Full or ShutDown.
     `endtime` is a monotonic deadline, or None for no limit."""
     if not block:
@@ -70,13 +76,15 @@ def _wait_not_full(q, block, endtime):
             raise ShutDown
 
 
-class Queue:
+class Queue(Generic[_T]):
     """Create a queue object with a given maximum size.
 
     If maxsize is <= 0, the queue size is infinite.
     """
 
-    def __init__(self, maxsize=0):
+    queue: Any  # a deque here, a list in LifoQueue and PriorityQueue, whatever an overridden _init stores
+
+    def __init__(self, maxsize: int = 0) -> None:
         self.maxsize = maxsize
         self._init(maxsize)
         # One mutex shared by the three conditions: hold it while the queue mutates.
@@ -87,7 +95,7 @@ class Queue:
         self.unfinished_tasks = 0
         self.is_shutdown = False
 
-    def task_done(self):
+    def task_done(self) -> None:
         """Indicate that a formerly enqueued task is complete.
 
         Used by Queue consumer threads.  For each get() used to fetch a task,
@@ -112,7 +120,7 @@ class Queue:
                 self.all_tasks_done.notify_all()
             self.unfinished_tasks = unfinished
 
-    def join(self):
+    def join(self) -> None:
         """Blocks until all items in the Queue have been gotten and processed.
 
         The count of unfinished tasks goes up whenever an item is added to the
@@ -125,22 +133,22 @@ class Queue:
             while self.unfinished_tasks:
                 self.all_tasks_done.wait()
 
-    def qsize(self):
+    def qsize(self) -> int:
         """Return the approximate size of the queue (not reliable!)."""
         with self.mutex:
             return self._qsize()
 
-    def empty(self):
+    def empty(self) -> bool:
         """Return True if the queue is empty, False otherwise (not reliable!)."""
         with self.mutex:
             return not self._qsize()
 
-    def full(self):
+    def full(self) -> bool:
         """Return True if the queue is full, False otherwise (not reliable!)."""
         with self.mutex:
             return 0 < self.maxsize <= self._qsize()
 
-    def put(self, item, block=True, timeout=None):
+    def put(self, item: _T, block: bool = True, timeout: float | None = None) -> None:
         """Put an item into the queue.
 
         If optional args 'block' is true and 'timeout' is None (the default),
@@ -157,7 +165,7 @@ class Queue:
             if self.is_shutdown:
                 raise ShutDown
             if self.maxsize > 0:
-                endtime = None
+                endtime: float | None = None
                 if block and timeout is not None:
                     if timeout < 0:
                         raise ValueError(_NEGATIVE_TIMEOUT)
@@ -168,7 +176,7 @@ class Queue:
             self.unfinished_tasks += 1
             self.not_empty.notify()
 
-    def get(self, block=True, timeout=None):
+    def get(self, block: bool = True, timeout: float | None = None) -> _T:
         """Remove and return an item from the queue.
 
         If optional args 'block' is true and 'timeout' is None (the default),
@@ -195,7 +203,7 @@ class Queue:
                 self.not_full.notify()
             return item
 
-    def put_nowait(self, item):
+    def put_nowait(self, item: _T) -> None:
         """Put an item into the queue without blocking.
 
         Only enqueue the item if a free slot is immediately available.
@@ -203,7 +211,7 @@ class Queue:
         """
         return self.put(item, block=False)
 
-    def get_nowait(self):
+    def get_nowait(self) -> _T:
         """Remove and return an item from the queue without blocking.
 
         Only get an item if one is immediately available. Otherwise
@@ -211,7 +219,7 @@ class Queue:
         """
         return self.get(block=False)
 
-    def put_many(self, items, block=True, timeout=None):
+    def put_many(self, items: Iterable[_T], block: bool = True, timeout: float | None = None) -> None:
         """Put every item of `items`, in order (fastq extra).
 
         Blocks as put() does while the queue is full. If it times out (or, with block false,
@@ -220,6 +228,7 @@ class Queue:
         is or gets shut down.
         """
         items = list(items)  # a failing iterable raises before anything is queued
+        endtime: float | None
         _check_timeout(block, timeout)
         endtime = None if timeout is None or not block else monotonic() + timeout
         inserted = 0
@@ -245,14 +254,14 @@ class Queue:
                 finally:  # a failing _put (e.g. an incomparable item) must not strand getters
                     self.not_empty.notify(inserted - first)
 
-    def get_many(self, max_items, block=True, timeout=None):
+    def get_many(self, max_items: SupportsIndex, block: bool = True, timeout: float | None = None) -> list[_T]:
         """Remove and return a list of up to `max_items` items (fastq extra).
 
         Waits, as get() does, only for the first item; then takes what is there.
         If _get() fails after the first item (a subclass hook), the items already
         taken are returned rather than lost; the failure of the first one is raised.
         """
-        max_items = _max_items(max_items)
+        n = _max_items(max_items)
         with self.not_empty:
             if not self._qsize():
                 if self.is_shutdown:
@@ -263,7 +272,7 @@ class Queue:
                 _check_timeout(block, timeout)
             items = [self._get()]
             try:
-                for _ in range(min(max_items - 1, self._qsize())):
+                for _ in range(min(n - 1, self._qsize())):
                     items.append(self._get())
             except Exception:
                 pass  # keep what was taken: the caller gets it, the queue keeps the rest
@@ -271,7 +280,7 @@ class Queue:
                 self.not_full.notify(len(items))
             return items
 
-    def shutdown(self, immediate=False):
+    def shutdown(self, immediate: bool = False) -> None:
         """Shut-down the queue, making queue gets and puts raise ShutDown.
 
         By default, gets will only raise once the queue is empty. Set
@@ -295,67 +304,69 @@ class Queue:
     # Override these methods to implement other queue organizations
     # (e.g. stack or priority queue). They are called with the mutex held.
 
-    def _init(self, maxsize):
+    def _init(self, maxsize: int) -> None:
         self.queue = deque()
 
-    def _qsize(self):
+    def _qsize(self) -> int:
         return len(self.queue)
 
-    def _put(self, item):
+    def _put(self, item: _T) -> None:
         self.queue.append(item)
 
-    def _get(self):
-        return self.queue.popleft()
+    def _get(self) -> _T:
+        return self.queue.popleft()  # type: ignore[no-any-return]
 
-    __class_getitem__ = classmethod(types.GenericAlias)
+    @classmethod
+    def __class_getitem__(cls, item: Any, /) -> types.GenericAlias:
+        return types.GenericAlias(cls, item)
 
 
-class PriorityQueue(Queue):
+class PriorityQueue(Queue[_T]):
     """Variant of Queue that retrieves open entries in priority order (lowest first).
 
     Entries are typically tuples of the form:  (priority number, data).
     """
 
-    def _init(self, maxsize):
+    def _init(self, maxsize: int) -> None:
         self.queue = []
 
-    def _qsize(self):
+    def _qsize(self) -> int:
         return len(self.queue)
 
-    def _put(self, item):
+    def _put(self, item: _T) -> None:
         heappush(self.queue, item)
 
-    def _get(self):
-        return heappop(self.queue)
+    def _get(self) -> _T:
+        return heappop(self.queue)  # type: ignore[no-any-return]
 
 
-class LifoQueue(Queue):
+class LifoQueue(Queue[_T]):
     """Variant of Queue that retrieves most recently added entries first."""
 
-    def _init(self, maxsize):
+    def _init(self, maxsize: int) -> None:
         self.queue = []
 
-    def _qsize(self):
+    def _qsize(self) -> int:
         return len(self.queue)
 
-    def _put(self, item):
+    def _put(self, item: _T) -> None:
         self.queue.append(item)
 
-    def _get(self):
-        return self.queue.pop()
+    def _get(self) -> _T:
+        return self.queue.pop()  # type: ignore[no-any-return]
 
 
-class SimpleQueue:
+class SimpleQueue(Generic[_T]):
     """Simple, unbounded FIFO queue.
 
     This pure Python implementation is not reentrant.
     """
 
-    def __init__(self):
-        self._queue = deque()
+    def __init__(self) -> None:
+        self._queue: deque[_T] = deque()
         self._count = threading.Semaphore(0)
 
-    def put(self, item, block=True, timeout=None):
+    def put(self, item: _T, block: bool = True, timeout: float | None = None) -> None:
         """Put the item on the queue.
 
         The optional 'block' and 'timeout' arguments are ignored, as this method
@@ -364,7 +375,7 @@ class SimpleQueue:
         self._queue.append(item)
         self._count.release()
 
-    def get(self, block=True, timeout=None):
+    def get(self, block: bool = True, timeout: float | None = None) -> _T:
         """Remove and return an item from the queue.
 
         If optional args 'block' is true and 'timeout' is None (the default),
@@ -380,7 +391,7 @@ class SimpleQueue:
             raise Empty
         return self._queue.popleft()
 
-    def put_nowait(self, item):
+    def put_nowait(self, item: _T) -> None:
         """Put an item into the queue without blocking.
 
         This is exactly equivalent to `put(item, block=False)` and is only provided
@@ -388,7 +399,7 @@ class SimpleQueue:
         """
         return self.put(item, block=False)
 
-    def get_nowait(self):
+    def get_nowait(self) -> _T:
         """Remove and return an item from the queue without blocking.
 
         Only get an item if one is immediately available. Otherwise
@@ -396,31 +407,33 @@ class SimpleQueue:
         """
         return self.get(block=False)
 
-    def put_many(self, items, block=True, timeout=None):
+    def put_many(self, items: Iterable[_T], block: bool = True, timeout: float | None = None) -> None:
         """Put every item of `items`, in order; never blocks (fastq extra)."""
         items = list(items)
         self._queue.extend(items)
         if items:
             self._count.release(len(items))
 
-    def get_many(self, max_items, block=True, timeout=None):
+    def get_many(self, max_items: SupportsIndex, block: bool = True, timeout: float | None = None) -> list[_T]:
         """Remove and return a list of up to `max_items` items, waiting only for the first (fastq extra)."""
-        max_items = _max_items(max_items)
+        limit = _max_items(max_items)
         _check_timeout(block, timeout)
         if not self._count.acquire(block, timeout if block else None):  # timeout ignored unless blocking
             raise Empty
         n = 1
-        while n < max_items and self._count.acquire(False):
+        while n < limit and self._count.acquire(False):
             n += 1
         popleft = self._queue.popleft
         return [popleft() for _ in range(n)]
 
-    def empty(self):
+    def empty(self) -> bool:
         """Return True if the queue is empty, False otherwise (not reliable!)."""
         return len(self._queue) == 0
 
-    def qsize(self):
+    def qsize(self) -> int:
         """Return the approximate size of the queue (not reliable!)."""
         return len(self._queue)
 
-    __class_getitem__ = classmethod(types.GenericAlias)
+    @classmethod
+    def __class_getitem__(cls, item: Any, /) -> types.GenericAlias:
+        return types.GenericAlias(cls, item)

@@ -1,14 +1,17 @@
 """Pure-Python twin of the C ReorderBuffer: same ids (uint32, serial-number order), same errors."""
 import threading
+import types
 from time import monotonic
+from typing import Any, Generic, SupportsIndex, TypeVar
 
 from ..errors import Empty, Full, ShutDown
 from ._queue import _check_timeout
 
 _MASK32 = 0xFFFFFFFF
+_T = TypeVar("_T")
 
 
-class ReorderBuffer:
+class ReorderBuffer(Generic[_T]):
     """A window of `window` slots (a power of two) that turns results arriving in any order back
     into the order of their packet ids.
 
@@ -21,37 +24,53 @@ class ReorderBuffer:
 
     _EMPTY = object()
 
-    def __init__(self, window, *, start=0):
+    def __init__(self, window: SupportsIndex, *, start: SupportsIndex = 0) -> None:
         w = window.__index__()
         if w < 1 or w > 1 << 31 or w & (w - 1):
             raise ValueError(f"window must be a power of two from 1 to 2**31, not {window!r}")
-        start = start.__index__()
-        if not 0 <= start <= _MASK32:
+        first = start.__index__()
+        if not 0 <= first <= _MASK32:
             raise OverflowError("start must be a uint32")
-        self._slots = [self._EMPTY] * w
+        self._slots: list[Any] = [self._EMPTY] * w  # an item, or _EMPTY
         self._mask = w - 1
-        self._next_out = self._next_id = start
+        self._next_out = self._next_id = first
         self._filled = 0
         self._shutdown = False
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
         self._room = threading.Condition(self._lock)
 
-    window = property(lambda self: self._mask + 1)
-    next_id = property(lambda self: self._next_id, doc="The id reserve() hands out next.")
-    next_out = property(lambda self: self._next_out, doc="The id whose item get() returns next.")
-    pending = property(lambda self: (self._next_id - self._next_out) & _MASK32,
-                       doc="Ids reserved and not yet delivered by get().")
-    is_shutdown = property(lambda self: self._shutdown)
+    @property
+    def window(self) -> int:
+        return self._mask + 1
 
-    def qsize(self):
+    @property
+    def next_id(self) -> int:
+        """The id reserve() hands out next."""
+        return self._next_id
+
+    @property
+    def next_out(self) -> int:
+        """The id whose item get() returns next."""
+        return self._next_out
+
+    @property
+    def pending(self) -> int:
+        """Ids reserved and not yet delivered by get()."""
+        return (self._next_id - self._next_out) & _MASK32
+
+    @property
+    def is_shutdown(self) -> bool:
+        return self._shutdown
+
+    def qsize(self) -> int:
         """Items put and not yet delivered (including those waiting behind a gap)."""
         return self._filled
 
-    def _is_ready(self):
+    def _is_ready(self) -> bool:
         return self._slots[self._next_out & self._mask] is not self._EMPTY
 
-    def reserve(self, block=True, timeout=None):
+    def reserve(self, block: bool = True, timeout: float | None = None) -> int:
         """Return the next packet id. Blocks while the window is full of reserved ids (with
         block false, or after `timeout` seconds, raises Full); raises ShutDown after shutdown()."""
         _check_timeout(block, timeout)
@@ -72,26 +91,26 @@ class ReorderBuffer:
             self._next_id = (packet_id + 1) & _MASK32
             return packet_id
 
-    def put(self, packet_id, item):
+    def put(self, packet_id: SupportsIndex, item: _T) -> None:
         """File `item` under `packet_id`, which reserve() handed out. A late, unknown or
         duplicate id raises ValueError."""
-        packet_id = packet_id.__index__()
-        if not 0 <= packet_id <= _MASK32:
+        pid = packet_id.__index__()
+        if not 0 <= pid <= _MASK32:
             raise OverflowError("packet id must be a uint32")
         with self._lock:
-            if (packet_id - self._next_out) & _MASK32 >= self.pending:
+            if (pid - self._next_out) & _MASK32 >= self.pending:
                 raise ValueError(
-                    f"packet id {packet_id} is not a reserved, undelivered id "
+                    f"packet id {pid} is not a reserved, undelivered id "
                     f"(those are {self._next_out} up to {self._next_id}, mod 2**32)")
-            i = packet_id & self._mask
+            i = pid & self._mask
             if self._slots[i] is not self._EMPTY:
-                raise ValueError(f"packet id {packet_id} was already put")
+                raise ValueError(f"packet id {pid} was already put")
             self._slots[i] = item
             self._filled += 1
             if i == self._next_out & self._mask:
                 self._ready.notify()
 
-    def get(self, block=True, timeout=None):
+    def get(self, block: bool = True, timeout: float | None = None) -> _T:
         """Remove and return the item of the next id in order, waiting for it if necessary
         (with block false, or after `timeout` seconds, raises Empty). After shutdown(), raises
         ShutDown once every reserved id has been delivered."""
@@ -114,11 +133,15 @@ class ReorderBuffer:
             self._room.notify()
             if self._is_ready():
                 self._ready.notify()
-            return item
+            return item  # type: ignore[no-any-return]
 
-    def shutdown(self):
+    def shutdown(self) -> None:
         """Refuse further reservations and wake every waiter."""
         with self._lock:
             self._shutdown = True
             self._room.notify_all()
             self._ready.notify_all()
+
+    @classmethod
+    def __class_getitem__(cls, item: Any, /) -> types.GenericAlias:
+        return types.GenericAlias(cls, item)
