@@ -8,7 +8,9 @@ item failed: map() ends at the first failure, so the items after it in the group
 """
 import pickle
 import sys
+from collections.abc import Callable, Iterable
 from time import perf_counter
+from typing import Any
 
 from ._failure import _PROTOCOL, _describe, _Failure
 
@@ -23,16 +25,16 @@ class _Chunk:
 
     __slots__ = ("results", "failure", "took", "count")
 
-    def __init__(self, results, failure, took, count):
+    def __init__(self, results: list[Any], failure: _Failure | None, took: float, count: int) -> None:
         self.results = results
         self.failure = failure
         self.took = took
         self.count = count  # items run, the failed one included
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type["_Chunk"], tuple[list[Any], _Failure | None, float, int]]:
         return _Chunk, (self.results, self.failure, self.took, self.count)
 
-    def salvage(self):
+    def salvage(self) -> None:
         """Cut the results before the first one that does not pickle, which becomes the failure
         (a worker calls this when the group as a whole would not go through its result queue)."""
         for i, result in enumerate(self.results):
@@ -44,7 +46,7 @@ class _Chunk:
                 return
 
 
-def next_size(size, chunk):
+def next_size(size: int, chunk: _Chunk) -> int:
     """Items per group after `chunk` came back from groups of `size`: about TARGET seconds of
     work, growing at most twofold at a time (one quick group says little), shrinking at once;
     and big results (judged by the first one's sys.getsizeof) a few at a time, as they would
@@ -59,7 +61,7 @@ def next_size(size, chunk):
     return max(1, min(want, 2 * size, MAX_ITEMS))
 
 
-def byte_cap(count, nbytes):
+def byte_cap(count: int, nbytes: int) -> int:
     """Items per group that keep a group of `count` items serialized to `nbytes` under MAX_BYTES
     (nbytes 0: not serialized here, no cap): big items travel a few at a time, as they would alone."""
     if not nbytes:
@@ -67,12 +69,12 @@ def byte_cap(count, nbytes):
     return max(1, min(MAX_ITEMS, MAX_BYTES * count // nbytes))
 
 
-def run_chunk(func, items, local=False):
+def run_chunk(func: Callable[[Any], Any], items: Iterable[Any], local: bool = False) -> _Chunk:
     """func(item) for each item until one raises. `local`: the failure stays in this process
     (thread backend: the exception itself is kept as the cause), else it is described for
     pickling (the traceback as text, the exception pickled if it can be)."""
-    results = []
-    failure = None
+    results: list[Any] = []
+    failure: _Failure | None = None
     t0 = perf_counter()
     for item in items:
         try:
@@ -84,7 +86,8 @@ def run_chunk(func, items, local=False):
     return _Chunk(results, failure, perf_counter() - t0, count)
 
 
-def call(func, args, kwargs, local=False):
+def call(func: Callable[..., Any], args: tuple[Any, ...] | None, kwargs: Any,
+         local: bool = False) -> tuple[Callable[..., Any], tuple[Any, ...], Any]:
     """(func, args, kwargs) to run a task in process, a group (args None) through run_chunk."""
     if args is None:
         return run_chunk, (func, kwargs, local), {}
