@@ -46,6 +46,25 @@ class QueueImplementation:
     LifoQueue = property(lambda self: self.module.LifoQueue)
     PriorityQueue = property(lambda self: self.module.PriorityQueue)
     SimpleQueue = property(lambda self: self.module.SimpleQueue)
+    @property
+    def api(self) -> ModuleType:
+        """The public API over this core, wrappers included: fastq.pure, or fastq itself (which
+        runs on the C cores unless FASTQ_PURE_PYTHON=1 says otherwise: then this skips)."""
+        if self.is_pure_python:
+            return importlib.import_module(_PURE_MODULE)
+        fastq = importlib.import_module("fastq")
+        if fastq.IMPLEMENTATION != "c":
+            pytest.skip("fastq runs on its pure cores here (FASTQ_PURE_PYTHON=1): its wrappers are fastq.pure's")
+        return fastq
+
+    @property
+    def process_api(self) -> ModuleType:
+        """`api`, where its ProcessQueue is this core's (skips where the C ring is not built)."""
+        api = self.api
+        if not self.is_pure_python and api.IMPLEMENTATIONS["ProcessQueue"] != "c":
+            pytest.skip("this build has no C ProcessQueue")
+        return api
+
     Empty = property(lambda self: errors.Empty)
     Full = property(lambda self: errors.Full)
     ShutDown = property(lambda self: errors.ShutDown)

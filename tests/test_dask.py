@@ -7,7 +7,6 @@ import pytest
 import fastq
 import fastq.dask
 import fastq.pure.dask
-from fastq import closable, dask as fdask
 
 distributed = pytest.importorskip("distributed")
 
@@ -42,12 +41,13 @@ def client(request):
 
 @pytest.fixture
 def api(impl):
-    ClosableQueue = closable.bind(impl.Queue)[0]
-    return ClosableQueue, fdask.bind(ClosableQueue)
+    dask = impl.api.dask
+    return impl.api.ClosableQueue, (dask.scatter, dask.map, dask.gather)
 
 
 def test_public_names():
-    assert fastq.pure.dask.scatter.__qualname__.startswith("bind.")
+    assert fastq.pure.dask.scatter.__module__ == "fastq.pure.dask"
+    assert fastq.dask.scatter.__module__ == "fastq.dask"
     assert callable(fastq.dask.scatter) and callable(fastq.dask.map) and callable(fastq.dask.gather)
 
 

@@ -18,7 +18,6 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 import fastq
 from fastq import Closed, Done, Empty, Full, ShutDown
-from fastq import iterable
 
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 
@@ -323,7 +322,7 @@ class IterableQueueMachine(RuleBasedStateMachine):
 
 
 def test_iterable_queue_against_a_model(impl):
-    machine = type("Machine", (IterableQueueMachine,), {"cls": iterable.bind(_process_queue(impl))})
+    machine = type("Machine", (IterableQueueMachine,), {"cls": impl.process_api.IterableQueue})
     machine.TestCase.settings = SETTINGS
     machine.TestCase().runTest()
 

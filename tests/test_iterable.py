@@ -13,10 +13,7 @@ from fastq import iterable
 
 @pytest.fixture
 def IterableQueue(impl):
-    ProcessQueue = getattr(impl.module, "ProcessQueue", None)
-    if ProcessQueue is None:
-        pytest.skip("this build has no C ProcessQueue")
-    return iterable.bind(ProcessQueue)
+    return impl.process_api.IterableQueue
 
 
 def _produce(producer, k, n=10):
@@ -36,8 +33,8 @@ def _put_then_hang(producer):
 
 
 def test_public_names():
-    assert fastq.IterableQueue is iterable.bind(fastq.ProcessQueue)
-    assert fastq.pure.IterableQueue is iterable.bind(fastq.pure.ProcessQueue)
+    assert fastq.IterableQueue is iterable.IterableQueue and fastq.IterableQueue._ProcessQueue is fastq.ProcessQueue
+    assert fastq.pure.IterableQueue._ProcessQueue is fastq.pure.ProcessQueue
 
 
 def test_threads_until_done(IterableQueue):

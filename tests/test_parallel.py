@@ -99,12 +99,7 @@ def raise_needs_two():
 
 @pytest.fixture
 def api(impl):
-    core = impl.module
-    if impl.is_pure_python:
-        process_queue = fastq.pure.ProcessQueue
-    else:
-        process_queue = getattr(core, "ProcessQueue", fastq.pure.ProcessQueue)
-    return parallel.bind(core.ReorderBuffer, core.Queue, process_queue)
+    return impl.api.ParallelQueue, impl.api.ParallelSingleTaskQueue
 
 
 @pytest.fixture(scope="module")
@@ -206,9 +201,10 @@ def wait_gone(pids, timeout=10.0):
 
 
 def test_public_names_are_bound_to_their_core():
-    assert fastq.pure.ParallelQueue is parallel.bind(fastq.pure.ReorderBuffer, fastq.pure.Queue,
-                                                      fastq.pure.ProcessQueue)[0]
-    assert fastq.ParallelQueue is parallel.bind(fastq.ReorderBuffer, fastq.Queue, fastq.ProcessQueue)[0]
+    for ns in (fastq, fastq.pure):
+        assert (ns.ParallelQueue._ReorderBuffer, ns.ParallelQueue._Queue, ns.ParallelQueue._ProcessQueue) == (
+            ns.ReorderBuffer, ns.Queue, ns.ProcessQueue)
+    assert fastq.ParallelQueue is parallel.ParallelQueue
     assert issubclass(fastq.ParallelSingleTaskQueue, fastq.ParallelQueue)
     assert issubclass(fastq.pure.ParallelSingleTaskQueue, fastq.pure.ParallelQueue)
 
@@ -844,9 +840,7 @@ def test_no_thread_left_after_garbage_collection(api):
 
 _ORPHAN_SCRIPT = textwrap.dedent("""
     import os, signal, sys, time
-    from fastq import parallel
-    import fastq
-    ParallelQueue = parallel.bind(fastq.ReorderBuffer, fastq.Queue, fastq.ProcessQueue)[0]
+    from fastq import ParallelQueue
     pq = ParallelQueue(2)
     pq.put(time.sleep, 30)
     print(" ".join(map(str, pq._backend.pids())), flush=True)
@@ -867,9 +861,7 @@ def test_workers_exit_when_the_parent_is_killed():
 
 _NON_DAEMON_SCRIPT = textwrap.dedent("""
     import sys, time
-    from fastq import parallel
-    import fastq
-    ParallelQueue = parallel.bind(fastq.ReorderBuffer, fastq.Queue, fastq.ProcessQueue)[0]
+    from fastq import ParallelQueue
 
     def write(path, text):
         time.sleep(0.2)

@@ -5,14 +5,12 @@ import time
 import pytest
 
 import fastq
-from fastq import closable, pipeline
 
 
 @pytest.fixture
 def api(impl):
-    ClosableQueue, StoppableWorker = closable.bind(impl.Queue)
-    multiplex, merge = pipeline.bind(ClosableQueue)
-    return ClosableQueue, StoppableWorker, multiplex, merge
+    ns = impl.api
+    return ns.ClosableQueue, ns.StoppableWorker, ns.multiplex, ns.merge
 
 
 def test_public_names_are_bound_to_their_core():

@@ -231,12 +231,9 @@ def test_process_queue_lifetimes(impl, named):
 
 @pytest.mark.timeout(300)
 def test_iterable_queue_lifetimes(impl):
-    from fastq import Done, iterable
+    from fastq import Done
 
-    PQ = getattr(impl.module, "ProcessQueue", None)
-    if PQ is None:
-        pytest.skip("no ProcessQueue in this build")
-    IterableQueue = iterable.bind(PQ)
+    IterableQueue = impl.process_api.IterableQueue
 
     def cycle(i):
         iq = IterableQueue()
@@ -257,10 +254,7 @@ def _square(x):
 
 @pytest.mark.timeout(300)
 def test_parallel_queue_thread_backend_lifetimes(impl):
-    from fastq import parallel
-
-    PQ = getattr(impl.module, "ProcessQueue", None)
-    ParallelQueue = parallel.bind(impl.module.ReorderBuffer, impl.Queue, PQ)[0]
+    ParallelQueue = impl.api.ParallelQueue
 
     def cycle(i):
         with ParallelQueue(2, backend="thread", buffer_size=4) as pq:
@@ -274,12 +268,7 @@ def test_parallel_queue_thread_backend_lifetimes(impl):
 
 @pytest.mark.timeout(300)
 def test_parallel_queue_process_backend_lifetimes(impl):
-    from fastq import parallel
-
-    PQ = getattr(impl.module, "ProcessQueue", None)
-    if PQ is None:
-        pytest.skip("no ProcessQueue in this build")
-    ParallelQueue = parallel.bind(impl.module.ReorderBuffer, impl.Queue, PQ)[0]
+    ParallelQueue = impl.process_api.ParallelQueue
 
     def cycle(i):
         with ParallelQueue(2, backend="process", buffer_size=8) as pq:
@@ -294,10 +283,7 @@ def test_parallel_queue_process_backend_lifetimes(impl):
 @pytest.mark.timeout(300)
 def test_parallel_queue_dask_backend_lifetimes(impl):
     distributed = pytest.importorskip("distributed")
-    from fastq import parallel
-
-    PQ = getattr(impl.module, "ProcessQueue", None)
-    ParallelQueue = parallel.bind(impl.module.ReorderBuffer, impl.Queue, PQ)[0]
+    ParallelQueue = impl.api.ParallelQueue
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                   dashboard_address=None, silence_logs=50) as cluster:
         with distributed.Client(cluster) as client:
@@ -315,12 +301,9 @@ def test_parallel_queue_dask_backend_lifetimes(impl):
 def test_a_finished_iterable_queue_ends_at_once(impl):
     """A consumer of a stream that is already over used to block for a recheck interval (50 ms)
     before raising Done: 1000 short-lived IterableQueues took 100 s."""
-    from fastq import Done, iterable
+    from fastq import Done
 
-    PQ = getattr(impl.module, "ProcessQueue", None)
-    if PQ is None:
-        pytest.skip("no ProcessQueue in this build")
-    iq = iterable.bind(PQ)()
+    iq = impl.process_api.IterableQueue()
     p, c = iq.get_producer(), iq.get_consumer()
     p.put(1)
     p.close()

@@ -3,10 +3,13 @@
 The C cores are used unless FASTQ_PURE_PYTHON=1 is set or the extension is missing (a pure
 build, FASTQ_NO_EXTENSIONS=1); `fastq.IMPLEMENTATION` says which. `fastq.pure` always holds the
 pure-Python cores, importable side by side.
+
+`import fastq` loads the cores only: the wrappers (ClosableQueue, IterableQueue, ParallelQueue,
+...), fastq.pure and, without the C ring, the pure ProcessQueue load on first use.
 """
 import os
 
-from . import pure
+from . import _lazy
 from .errors import Closed, Done, Empty, Full, QueueCorrupted, ShutDown, WorkerDied, WorkerError
 
 __version__ = "0.1.0"
@@ -25,23 +28,27 @@ if _c_core is not None:
 
     IMPLEMENTATION = "c"
 else:
-    from .pure import LifoQueue, PriorityQueue, Queue, ReorderBuffer, SimpleQueue
+    from .pure._queue import LifoQueue, PriorityQueue, Queue, SimpleQueue
+    from .pure._reorder import ReorderBuffer
 
     IMPLEMENTATION = "python"
 
-# The C ProcessQueue is Linux first: elsewhere (or before it is built) fastq.ProcessQueue is the pure twin.
-ProcessQueue = getattr(_c_core, "ProcessQueue", None) or pure.ProcessQueue
+# The C ProcessQueue is Linux first: elsewhere (or before it is built) fastq.ProcessQueue is the
+# pure twin, imported on first use (it brings multiprocessing).
+_lazy_names = {
+    "ClosableQueue": "closable", "StoppableWorker": "closable", "multiplex": "pipeline", "merge": "pipeline",
+    "IterableQueue": "iterable", "ParallelQueue": "parallel", "ParallelSingleTaskQueue": "parallel",
+}
+if hasattr(_c_core, "ProcessQueue"):
+    from ._core import ProcessQueue
+else:
+    _lazy_names["ProcessQueue"] = "pure._process"
 # the core ("c" or "python") behind each class: IMPLEMENTATION, except where a C class is not built here
 IMPLEMENTATIONS = dict.fromkeys(("Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "ReorderBuffer"), IMPLEMENTATION)
-IMPLEMENTATIONS["ProcessQueue"] = "python" if ProcessQueue is pure.ProcessQueue else "c"
+IMPLEMENTATIONS["ProcessQueue"] = "c" if hasattr(_c_core, "ProcessQueue") else "python"
 
-from . import iterable as _iterable
-from . import closable as _closable, parallel as _parallel, pipeline as _pipeline
-
-ClosableQueue, StoppableWorker = _closable.bind(Queue)
-multiplex, merge = _pipeline.bind(ClosableQueue)
-IterableQueue = _iterable.bind(ProcessQueue)
-ParallelQueue, ParallelSingleTaskQueue = _parallel.bind(ReorderBuffer, Queue, ProcessQueue)
+__getattr__, __dir__ = _lazy.attach(globals(), _lazy_names,
+                                    ("pure", "closable", "pipeline", "iterable", "parallel", "dask"))
 
 __all__ = [
     "Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "ReorderBuffer", "ProcessQueue",

@@ -46,19 +46,11 @@ def calibrate(seconds=0.001):
 
 @contextlib.contextmanager
 def _fastq(core, backend, chunksize=None):
-    from fastq import parallel
+    import fastq
 
-    if core == "c":
-        from fastq import _core
-
-        import fastq
-
-        process_queue = getattr(_core, "ProcessQueue", fastq.pure.ProcessQueue)
-        ParallelQueue = parallel.bind(_core.ReorderBuffer, _core.Queue, process_queue)[0]
-    else:
-        import fastq.pure as pure
-
-        ParallelQueue = pure.ParallelQueue
+    if core == "c" and fastq.IMPLEMENTATION != "c":
+        raise ImportError("fastq runs on its pure cores here (C core not built, or FASTQ_PURE_PYTHON=1)")
+    ParallelQueue = fastq.ParallelQueue if core == "c" else fastq.pure.ParallelQueue
     with ParallelQueue(WORKERS, backend=backend) as pq:
         yield lambda func, items: pq.map(func, items, chunksize=chunksize)
 

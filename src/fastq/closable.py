@@ -1,104 +1,133 @@
 """ClosableQueue and StoppableWorker: a Queue that can be closed and iterated, and a thread that
 drains one into another (Effective Python's pipeline, on fastq's cores).
 
-Written once over a core: `bind(Queue)` returns the classes for that core's Queue, so
-fastq.ClosableQueue sits on the C Queue and fastq.pure.ClosableQueue on the pure one.
+The logic lives once, in the _Closable mixin; each namespace composes it with its core's Queue:
+fastq.closable.ClosableQueue with fastq.Queue (the C core where built), fastq.pure.closable's with
+the pure Queue. StoppableWorker uses no core: both namespaces share it.
 """
-import functools
 import threading
 
+from . import Queue
 from .errors import Closed, ShutDown
 
 
-def _closed_instead_of_shutdown(method):
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
+def _as_closed(exc, name):
+    """The Closed to raise for a ShutDown from `name` (a put_many's count of inserted items kept)."""
+    if isinstance(exc, Closed):
+        return exc
+    err = Closed(f"{name}() on a closed queue")
+    if hasattr(exc, "inserted"):
+        err.inserted = exc.inserted
+    return err
+
+
+class _Closable:
+    """A Queue with close(). Iterating it yields items until it is closed and drained, calling
+    task_done() for each item when the loop asks for the next one. put() after close() raises
+    Closed; so does get() once the queue is closed and drained. Closed is a ShutDown: close() is
+    shutdown(immediate=False)."""
+
+    __slots__ = ()
+
+    def close(self):
+        """No more items will be put; consumers drain what is queued, then stop."""
+        self.shutdown(immediate=False)
+
+    @property
+    def closed(self):
+        return self.is_shutdown
+
+    def put(self, item, block=True, timeout=None):
         try:
-            return method(self, *args, **kwargs)
-        except Closed:
-            raise
+            return super().put(item, block, timeout)
         except ShutDown as exc:
-            err = Closed(f"{method.__name__}() on a closed queue")
-            if hasattr(exc, "inserted"):
-                err.inserted = exc.inserted
-            raise err from None
+            raise _as_closed(exc, "put") from None
 
-    return wrapper
+    def get(self, block=True, timeout=None):
+        try:
+            return super().get(block, timeout)
+        except ShutDown as exc:
+            raise _as_closed(exc, "get") from None
+
+    def put_many(self, items, block=True, timeout=None):
+        try:
+            return super().put_many(items, block, timeout)
+        except ShutDown as exc:
+            raise _as_closed(exc, "put_many") from None
+
+    def get_many(self, max_items, block=True, timeout=None):
+        try:
+            return super().get_many(max_items, block, timeout)
+        except ShutDown as exc:
+            raise _as_closed(exc, "get_many") from None
+
+    def put_nowait(self, item):
+        return self.put(item, False)
+
+    def get_nowait(self):
+        return self.get(False)
+
+    def __iter__(self):
+        while True:
+            try:
+                item = self.get()
+            except ShutDown:  # Closed included
+                return
+            try:
+                yield item
+            finally:
+                self.task_done()
 
 
-@functools.cache
-def bind(Queue):
-    """The ClosableQueue and StoppableWorker classes for one core's Queue."""
+class ClosableQueue(_Closable, Queue):
+    __doc__ = _Closable.__doc__
 
-    class ClosableQueue(Queue):
-        """A Queue with close(). Iterating it yields items until it is closed and drained,
-        calling task_done() for each item when the loop asks for the next one. put() after
-        close() raises Closed; so does get() once the queue is closed and drained. Closed is a
-        ShutDown: close() is shutdown(immediate=False)."""
 
-        def close(self):
-            """No more items will be put; consumers drain what is queued, then stop."""
-            self.shutdown(immediate=False)
+class StoppableWorker(threading.Thread):
+    """A daemon thread that puts func(item) on `out_queue` for every item of the closable
+    `in_queue` until it is closed and drained. When the last worker feeding `out_queue`
+    finishes, it closes `out_queue`, so closing the head of a pipeline stops every stage."""
 
-        @property
-        def closed(self):
-            return self.is_shutdown
+    _feeding = {}  # id(out_queue) -> number of running workers that feed it
+    _feeding_lock = threading.Lock()
 
-        put = _closed_instead_of_shutdown(Queue.put)
-        get = _closed_instead_of_shutdown(Queue.get)
-        put_many = _closed_instead_of_shutdown(Queue.put_many)
-        get_many = _closed_instead_of_shutdown(Queue.get_many)
+    def __init__(self, func, in_queue, out_queue, **thread_kwargs):
+        if not callable(func):
+            raise TypeError(f"StoppableWorker needs a callable func, not {type(func).__name__!r}")
+        for role, queue, needs in (("in_queue", in_queue, ("get", "__iter__")), ("out_queue", out_queue, ("put", "close"))):
+            missing = [name for name in needs if not callable(getattr(queue, name, None))]
+            if missing:
+                raise TypeError(f"StoppableWorker's {role} must be a ClosableQueue (it has no {missing[0]}()), "
+                                f"not {type(queue).__name__!r}")
+        if in_queue is out_queue:
+            raise ValueError("StoppableWorker's in_queue and out_queue are the same queue: it would feed itself forever")
+        if getattr(out_queue, "closed", False):
+            raise ValueError("StoppableWorker's out_queue is closed already: nothing could be put on it")
+        thread_kwargs.setdefault("daemon", True)
+        super().__init__(**thread_kwargs)
+        self.func = func
+        self.in_queue = in_queue
+        self.out_queue = out_queue
 
-        def put_nowait(self, item):
-            return self.put(item, False)
+    def start(self):
+        with self._feeding_lock:
+            key = id(self.out_queue)
+            self._feeding[key] = self._feeding.get(key, 0) + 1
+        super().start()
 
-        def get_nowait(self):
-            return self.get(False)
-
-        def __iter__(self):
-            while True:
-                try:
-                    item = self.get()
-                except ShutDown:  # Closed included
-                    return
-                try:
-                    yield item
-                finally:
-                    self.task_done()
-
-    class StoppableWorker(threading.Thread):
-        """A daemon thread that puts func(item) on `out_queue` for every item of the closable
-        `in_queue` until it is closed and drained. When the last worker feeding `out_queue`
-        finishes, it closes `out_queue`, so closing the head of a pipeline stops every stage."""
-
-        _feeding = {}  # id(out_queue) -> number of running workers that feed it
-        _feeding_lock = threading.Lock()
-
-        def __init__(self, func, in_queue, out_queue, **thread_kwargs):
-            thread_kwargs.setdefault("daemon", True)
-            super().__init__(**thread_kwargs)
-            self.func = func
-            self.in_queue = in_queue
-            self.out_queue = out_queue
-
-        def start(self):
+    def run(self):
+        try:
+            for item in self.in_queue:
+                self.out_queue.put(self.func(item))
+        finally:
             with self._feeding_lock:
                 key = id(self.out_queue)
-                self._feeding[key] = self._feeding.get(key, 0) + 1
-            super().start()
-
-        def run(self):
-            try:
-                for item in self.in_queue:
-                    self.out_queue.put(self.func(item))
-            finally:
-                with self._feeding_lock:
-                    key = id(self.out_queue)
-                    self._feeding[key] -= 1
-                    last = self._feeding[key] == 0
-                    if last:
-                        del self._feeding[key]
+                self._feeding[key] -= 1
+                last = self._feeding[key] == 0
                 if last:
-                    self.out_queue.close()
+                    del self._feeding[key]
+            if last:
+                self.out_queue.close()
 
-    return ClosableQueue, StoppableWorker
+
+__all__ = ["ClosableQueue", "StoppableWorker"]

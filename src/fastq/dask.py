@@ -12,90 +12,84 @@ closing the input queue closes every stage. A task that fails raises WorkerError
 task's traceback, the original exception as __cause__) at the get() of gather's queue, in its
 place in the stream.
 
-`pip install fastq-queue[dask]` brings distributed; this module imports it only when used.
-Written once over a core: `bind(ClosableQueue)`; fastq.dask is bound to the C core's.
+`pip install fastq-queue[dask]` brings distributed; this module imports it only when used. The
+logic lives once, in _scatter, _map and _gather, which take the ClosableQueue class to build (and
+_RaisesFailures for gather's); fastq.pure.dask holds the same three over the pure ClosableQueue.
 """
-import functools
-
 from ._failure import _Failure
+from .closable import ClosableQueue
 from .pipeline import _pump, _start
 
 
-@functools.cache
-def bind(ClosableQueue):
-    """scatter, map and gather over one core's ClosableQueue."""
+class _RaisesFailures:
+    """gather's output queue: a failed task's WorkerError raises at its get()."""
 
-    class ResultQueue(ClosableQueue):
-        """gather's output: a failed task's WorkerError raises at its get()."""
+    __slots__ = ()
 
-        def get(self, block=True, timeout=None):
-            item = super().get(block, timeout)
-            if type(item) is _Failure:
-                item.raise_()
-            return item
-
-    def stage(source, transform, maxsize, out_class=ClosableQueue):
-        out = out_class(maxsize)
-
-        def run():
-            try:
-                _pump(source, lambda item: out.put(transform(item)))
-            finally:
-                out.close()
-
-        _start(run)
-        return out
-
-    def scatter(client, q, maxsize=0):
-        """A queue of futures, one per item of q, whose data lives on the cluster."""
-        # hash=False: equal items get their own keys, so releasing one stream's data never
-        # cancels another's (dask's "lost dependencies")
-        return stage(q, lambda item: client.scatter(item, hash=False), maxsize)
-
-    def map(client, func, q, maxsize=0, **submit_kwargs):
-        """A queue of futures of func(x) for each future (or value) x of q, in order."""
-        submit_kwargs.setdefault("pure", False)
-
-        def submit(x):
-            future = client.submit(func, x, **submit_kwargs)
-            # Hold the input (a future, say a scattered one) until its task is done: once the
-            # stream lets go of it, dask may drop its data ("lost dependencies").
-            future.add_done_callback(lambda _, x=x: None)
-            return future
-
-        return stage(q, submit, maxsize)
-
-    def gather(client, q, maxsize=0):
-        """A queue of the local results of the futures in q, in order."""
-
-        def result(future):
-            try:
-                return future.result()
-            except Exception as exc:
-                return _Failure.local(exc)
-
-        return stage(q, result, maxsize, ResultQueue)
-
-    return scatter, map, gather
+    def get(self, block=True, timeout=None):
+        item = super().get(block, timeout)
+        if type(item) is _Failure:
+            item.raise_()
+        return item
 
 
-def _bound():
-    from . import ClosableQueue
+class _GatherQueue(_RaisesFailures, ClosableQueue):
+    pass
 
-    return bind(ClosableQueue)
+
+def _stage(source, transform, out):
+    def run():
+        try:
+            _pump(source, lambda item: out.put(transform(item)))
+        finally:
+            out.close()
+
+    _start(run)
+    return out
+
+
+def _scatter(queue_class, client, q, maxsize):
+    # hash=False: equal items get their own keys, so releasing one stream's data never cancels
+    # another's (dask's "lost dependencies")
+    return _stage(q, lambda item: client.scatter(item, hash=False), queue_class(maxsize))
+
+
+def _map(queue_class, client, func, q, maxsize, submit_kwargs):
+    submit_kwargs.setdefault("pure", False)
+
+    def submit(x):
+        future = client.submit(func, x, **submit_kwargs)
+        # Hold the input (a future, say a scattered one) until its task is done: once the stream
+        # lets go of it, dask may drop its data ("lost dependencies").
+        future.add_done_callback(lambda _, x=x: None)
+        return future
+
+    return _stage(q, submit, queue_class(maxsize))
+
+
+def _gather(queue_class, client, q, maxsize):
+    def result(future):
+        try:
+            return future.result()
+        except Exception as exc:
+            return _Failure.local(exc)
+
+    return _stage(q, result, queue_class(maxsize))
 
 
 def scatter(client, q, maxsize=0):
     """A queue of futures, one per item of q, whose data lives on the cluster."""
-    return _bound()[0](client, q, maxsize)
+    return _scatter(ClosableQueue, client, q, maxsize)
 
 
 def map(client, func, q, maxsize=0, **submit_kwargs):
     """A queue of futures of func(x) for each future (or value) x of q, in order."""
-    return _bound()[1](client, func, q, maxsize, **submit_kwargs)
+    return _map(ClosableQueue, client, func, q, maxsize, submit_kwargs)
 
 
 def gather(client, q, maxsize=0):
     """A queue of the local results of the futures in q, in order."""
-    return _bound()[2](client, q, maxsize)
+    return _gather(_GatherQueue, client, q, maxsize)
 
+
+__all__ = ["scatter", "map", "gather"]

@@ -10,145 +10,146 @@ that still counts as its parent until the parent exits. Endpoints are
 picklable the way the queue is (to processes being started), and follow their process across a
 fork.
 
-Written once over a core: `bind(ProcessQueue)` returns the classes for that core.
+The endpoints use no core of their own (they hold the queue): both namespaces share them. The
+IterableQueue logic lives once, in the _IterableQueue mixin, whose `_ProcessQueue` attribute names
+the core: fastq.ProcessQueue here, the pure one in fastq.pure.iterable.
 """
-import functools
 import os
 from time import monotonic
 
+from . import ProcessQueue
 from .errors import Closed, Done, Empty
 
 _RECHECK = 0.05  # seconds between checks for producers that died without closing
 
 
-@functools.cache
-def bind(ProcessQueue):
-    """The IterableQueue class for one core's ProcessQueue."""
+class Producer:
+    """The producing end: put(), put_many(), close() (also as a context manager)."""
 
-    class Producer:
-        """The producing end: put(), put_many(), close() (also as a context manager)."""
+    def __init__(self, queue, token):
+        self._queue = queue
+        self._token = token
+        self._pid = os.getpid()
+        self._closed = False
 
-        def __init__(self, queue, token):
-            self._queue = queue
-            self._token = token
+    def _adopt(self):
+        # Running in another process than the one that registered: take the registration.
+        # After unpickling (spawn, forkserver) that happens at once; after a fork, at the first
+        # put or close (an after-fork hook would run for every producer the parent holds).
+        if self._pid != os.getpid() and not self._closed:
+            self._token = self._queue._producer_adopt(self._token)
             self._pid = os.getpid()
-            self._closed = False
 
-        def _adopt(self):
-            # Running in another process than the one that registered: take the registration.
-            # After unpickling (spawn, forkserver) that happens at once; after a fork, at the first
-            # put or close (an after-fork hook would run for every producer the parent holds).
-            if self._pid != os.getpid() and not self._closed:
-                self._token = self._queue._producer_adopt(self._token)
-                self._pid = os.getpid()
+    def __reduce__(self):
+        return _restore_producer, (self._queue, self._token, self._closed)
 
-        def __reduce__(self):
-            return _restore_producer, (self._queue, self._token, self._closed)
+    def put(self, item, block=True, timeout=None):
+        if self._closed:
+            raise Closed("put() on a closed producer")
+        self._adopt()
+        self._queue.put(item, block, timeout)
 
-        def put(self, item, block=True, timeout=None):
-            if self._closed:
-                raise Closed("put() on a closed producer")
-            self._adopt()
-            self._queue.put(item, block, timeout)
+    def put_many(self, items, block=True, timeout=None):
+        if self._closed:
+            raise Closed("put_many() on a closed producer")
+        self._adopt()
+        self._queue.put_many(items, block, timeout)
 
-        def put_many(self, items, block=True, timeout=None):
-            if self._closed:
-                raise Closed("put_many() on a closed producer")
-            self._adopt()
-            self._queue.put_many(items, block, timeout)
+    def close(self):
+        """This producer is done; once every producer is, consumers stop."""
+        if self._closed:
+            return
+        self._adopt()
+        self._queue._flush_backlog()  # what this process put is on its way first
+        self._queue._producer_unregister(self._token)
+        self._closed = True
 
-        def close(self):
-            """This producer is done; once every producer is, consumers stop."""
-            if self._closed:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+class Consumer:
+    """The consuming end: get(), get_many(), iteration until Done."""
+
+    def __init__(self, queue):
+        self._queue = queue
+
+    def __reduce__(self):
+        return Consumer, (self._queue,)
+
+    def _finished(self):
+        q = self._queue  # this order: a producer publishes before it unregisters
+        return q._endpoints_closed() and q._producers_alive() == 0 and q._drained()
+
+    def _wait(self, take, block, timeout):
+        if block and timeout is not None and timeout < 0:
+            raise ValueError("'timeout' must be a non-negative number")
+        deadline = None if timeout is None or not block else monotonic() + timeout
+        first = True
+        while True:
+            wait = _RECHECK if deadline is None else max(0.0, min(_RECHECK, deadline - monotonic()))
+            try:
+                # first without waiting: a stream that is over ends at once, not a recheck later
+                return take(block and not first, wait)
+            except Empty:
+                first = False
+                if self._finished():
+                    raise Done from None
+                if not block or (deadline is not None and monotonic() >= deadline):
+                    raise
+
+    def get(self, block=True, timeout=None):
+        """Remove and return an item; raise Done once the stream is over, Empty on a
+        timeout while producers remain."""
+        return self._wait(self._queue.get, block, timeout)
+
+    def get_many(self, max_items, block=True, timeout=None):
+        return self._wait(lambda b, t: self._queue.get_many(max_items, b, t), block, timeout)
+
+    def __iter__(self):
+        while True:
+            try:
+                yield self.get()
+            except Done:
                 return
-            self._adopt()
-            self._queue._flush_backlog()  # what this process put is on its way first
-            self._queue._producer_unregister(self._token)
-            self._closed = True
 
-        def __enter__(self):
-            return self
+class _IterableQueue:
+    """A queue of endpoints: get_producer(), get_consumer(), close() (no more endpoints)."""
 
-        def __exit__(self, *exc):
-            self.close()
+    Producer = Producer
+    Consumer = Consumer
 
-    class Consumer:
-        """The consuming end: get(), get_many(), iteration until Done."""
+    def __init__(self, maxsize=0, **kwargs):
+        self._queue = self._ProcessQueue(maxsize, **kwargs)
 
-        def __init__(self, queue):
-            self._queue = queue
+    def get_producer(self):
+        if self._queue._endpoints_closed():
+            raise Closed("get_producer() on a closed IterableQueue")
+        return Producer(self._queue, self._queue._producer_register())
 
-        def __reduce__(self):
-            return _restore_consumer, (self._queue,)
+    def get_consumer(self):
+        return Consumer(self._queue)
 
-        def _finished(self):
-            q = self._queue  # this order: a producer publishes before it unregisters
-            return q._endpoints_closed() and q._producers_alive() == 0 and q._drained()
+    def close(self):
+        """No more producers will be made: consumers stop once the existing ones are done."""
+        self._queue._endpoints_close()
 
-        def _wait(self, take, block, timeout):
-            if block and timeout is not None and timeout < 0:
-                raise ValueError("'timeout' must be a non-negative number")
-            deadline = None if timeout is None or not block else monotonic() + timeout
-            first = True
-            while True:
-                wait = _RECHECK if deadline is None else max(0.0, min(_RECHECK, deadline - monotonic()))
-                try:
-                    # first without waiting: a stream that is over ends at once, not a recheck later
-                    return take(block and not first, wait)
-                except Empty:
-                    first = False
-                    if self._finished():
-                        raise Done from None
-                    if not block or (deadline is not None and monotonic() >= deadline):
-                        raise
+    def qsize(self):
+        return self._queue.qsize()
 
-        def get(self, block=True, timeout=None):
-            """Remove and return an item; raise Done once the stream is over, Empty on a
-            timeout while producers remain."""
-            return self._wait(self._queue.get, block, timeout)
 
-        def get_many(self, max_items, block=True, timeout=None):
-            return self._wait(lambda b, t: self._queue.get_many(max_items, b, t), block, timeout)
-
-        def __iter__(self):
-            while True:
-                try:
-                    yield self.get()
-                except Done:
-                    return
-
-    class IterableQueue:
-        """A queue of endpoints: get_producer(), get_consumer(), close() (no more endpoints)."""
-
-        def __init__(self, maxsize=0, **kwargs):
-            self._queue = ProcessQueue(maxsize, **kwargs)
-
-        def get_producer(self):
-            if self._queue._endpoints_closed():
-                raise Closed("get_producer() on a closed IterableQueue")
-            return Producer(self._queue, self._queue._producer_register())
-
-        def get_consumer(self):
-            return Consumer(self._queue)
-
-        def close(self):
-            """No more producers will be made: consumers stop once the existing ones are done."""
-            self._queue._endpoints_close()
-
-        def qsize(self):
-            return self._queue.qsize()
-
-    IterableQueue.Producer, IterableQueue.Consumer = Producer, Consumer
-    return IterableQueue
+class IterableQueue(_IterableQueue):
+    __doc__ = _IterableQueue.__doc__
+    _ProcessQueue = ProcessQueue
 
 
 def _restore_producer(queue, token, closed):
-    cls = bind(type(queue)).Producer
-    p = cls.__new__(cls)
+    p = Producer.__new__(Producer)
     p._queue, p._token, p._pid, p._closed = queue, token, -1, closed
     p._adopt()
     return p
 
 
-def _restore_consumer(queue):
-    return bind(type(queue)).Consumer(queue)
+__all__ = ["IterableQueue", "Producer", "Consumer"]

@@ -1,7 +1,8 @@
 """ParallelQueue and ParallelSingleTaskQueue: ordered parallel execution on a ReorderBuffer.
 
-Written once over a core: `bind(ReorderBuffer, Queue, ProcessQueue)` returns the two classes for
-that core, so fastq.ParallelQueue sits on the C cores and fastq.pure.ParallelQueue on the pure ones.
+Written once, in the _ParallelQueue and _SingleTask mixins, whose `_ReorderBuffer`, `_Queue`
+(thread backend) and `_ProcessQueue` (process backend) attributes name the cores: ParallelQueue here
+sits on fastq's (the C ones where built), fastq.pure.parallel's on the pure ones.
 
 How it works. `put(func, *args)` reserves the next packet id in a ReorderBuffer (blocking while the
 window is full: that is the back-pressure) and hands (id, task) to a backend; whatever runs the task
@@ -36,6 +37,7 @@ from . import _chunk
 from ._chunk import _Chunk
 from ._failure import _PROTOCOL, _Failure, _unsent
 from ._process_backend import _ProcessBackend
+from . import ProcessQueue, Queue, ReorderBuffer
 from .errors import Closed, Empty, Full, ShutDown, WorkerDied
 
 _THREAD_SLICE = 0.5  # seconds: how often an idle non-daemon thread checks the main thread
@@ -257,385 +259,389 @@ def _stop_non_daemon_pools():
 
 
 # ---------------------------------------------------------------------------------------------
-# the public classes, bound to a core
+# the public classes: the logic in mixins, composed with fastq's cores here and with the pure
+# ones in fastq.pure.parallel
 
 
-@functools.cache
-def bind(ReorderBuffer, Queue, ProcessQueue):
-    """ParallelQueue and ParallelSingleTaskQueue for one core's ReorderBuffer, Queue (thread
-    backend) and ProcessQueue (process backend: the task queues and the result queue)."""
+class _ParallelQueue:
+    """Run tasks in parallel and get their results back in submission order.
 
-    class ParallelQueue:
-        """Run tasks in parallel and get their results back in submission order.
+    put(func, *args, **kwargs) runs func(*args, **kwargs) on a worker; get() returns the
+    results in the order of the puts. A non-callable put on its own passes through to get()
+    in its place in the order (a marker between batches, say). A task's exception surfaces at
+    its get() as WorkerError (the worker's traceback in `.traceback`, the original exception
+    as `__cause__` when it could be brought back); a worker process that dies holding a task
+    surfaces there as WorkerDied, a replacement starts and the stream goes on.
 
-        put(func, *args, **kwargs) runs func(*args, **kwargs) on a worker; get() returns the
-        results in the order of the puts. A non-callable put on its own passes through to get()
-        in its place in the order (a marker between batches, say). A task's exception surfaces at
-        its get() as WorkerError (the worker's traceback in `.traceback`, the original exception
-        as `__cause__` when it could be brought back); a worker process that dies holding a task
-        surfaces there as WorkerDied, a replacement starts and the stream goes on.
+    At most `buffer_size` results are reserved and not yet taken by get(): past that, put()
+    blocks (queue.Full on timeout). So a caller that puts everything before it gets anything
+    must put from another thread, or use map(), which does that for it.
 
-        At most `buffer_size` results are reserved and not yet taken by get(): past that, put()
-        blocks (queue.Full on timeout). So a caller that puts everything before it gets anything
-        must put from another thread, or use map(), which does that for it.
+    backend: "process" (the default), "thread", a concurrent.futures.Executor or a
+    distributed.Client (those two are the caller's: stop() and join() do not shut them
+    down, and worker_count does not apply). daemon: daemon worker processes/threads are
+    killed when the interpreter exits; non-daemon ones are stopped then and finish their
+    tasks (and non-daemon processes may start processes of their own).
 
-        backend: "process" (the default), "thread", a concurrent.futures.Executor or a
-        distributed.Client (those two are the caller's: stop() and join() do not shut them
-        down, and worker_count does not apply). daemon: daemon worker processes/threads are
-        killed when the interpreter exits; non-daemon ones are stopped then and finish their
-        tasks (and non-daemon processes may start processes of their own).
+    stop() refuses further puts; workers finish what was put. Iteration yields results until
+    the queue is stopped and drained; get() then raises Closed. join(timeout) waits for the
+    workers after stop(). As a context manager, the exit stops and joins. put() and get()
+    may be called from any thread.
+    """
 
-        stop() refuses further puts; workers finish what was put. Iteration yields results until
-        the queue is stopped and drained; get() then raises Closed. join(timeout) waits for the
-        workers after stop(). As a context manager, the exit stops and joins. put() and get()
-        may be called from any thread.
-        """
+    _single_task = False
 
-        _single_task = False
+    def __init__(self, worker_count=None, *, backend="process", buffer_size=None, daemon=True, _start=0):
+        self._init(None, worker_count, backend, buffer_size, daemon, _start)
 
-        def __init__(self, worker_count=None, *, backend="process", buffer_size=None, daemon=True, _start=0):
-            self._init(None, worker_count, backend, buffer_size, daemon, _start)
-
-        def _init(self, func, worker_count, backend, buffer_size, daemon, start):
-            cpus = _cpu_count()
-            if worker_count is None:
-                worker_count = cpus
-            worker_count = operator.index(worker_count)
-            if worker_count < 1:
-                raise ValueError(f"worker_count must be at least 1, not {worker_count}")
-            if buffer_size is None:
-                buffer_size = default_buffer_size(cpus)
-            buffer_size = operator.index(buffer_size)
-            if buffer_size < 1:
-                raise ValueError(f"buffer_size must be at least 1, not {buffer_size}")
-            buffer_size = 1 << (buffer_size - 1).bit_length()  # the window is a power of two
-            self.worker_count = worker_count
-            self.buffer_size = buffer_size
-            self._buffer = ReorderBuffer(buffer_size, start=start)
-            self._start = start
-            self._lock = threading.Lock()
-            self._stopped = False
-            # stop() tells the backend to stop once every reserved id was handed over (sent,
-            # passed through or filled): ids counted (mod 2**32) against the buffer's final next_id
-            self._accounted = 0
-            self._expected = None
-            self._backend_stopped = False
-            if isinstance(backend, str):
-                if backend == "process":
-                    self._backend = _ProcessBackend(self._buffer, ProcessQueue, worker_count, daemon,
-                                                    func, _process_context(func))
-                elif backend == "thread":
-                    self._backend = _ThreadBackend(self._buffer, Queue, worker_count, daemon, func)
-                else:
-                    raise ValueError(f'backend must be "process", "thread", an Executor or a '
-                                     f"distributed.Client, not {backend!r}")
-            elif _is_dask_client(backend):
-                self._backend = _FutureBackend(self._buffer, backend.submit, func, dask=True)
-            elif callable(getattr(backend, "submit", None)):
-                self._backend = _FutureBackend(self._buffer, backend.submit, func)
+    def _init(self, func, worker_count, backend, buffer_size, daemon, start):
+        cpus = _cpu_count()
+        if worker_count is None:
+            worker_count = cpus
+        worker_count = operator.index(worker_count)
+        if worker_count < 1:
+            raise ValueError(f"worker_count must be at least 1, not {worker_count}")
+        if buffer_size is None:
+            buffer_size = default_buffer_size(cpus)
+        buffer_size = operator.index(buffer_size)
+        if buffer_size < 1:
+            raise ValueError(f"buffer_size must be at least 1, not {buffer_size}")
+        buffer_size = 1 << (buffer_size - 1).bit_length()  # the window is a power of two
+        self.worker_count = worker_count
+        self.buffer_size = buffer_size
+        self._buffer = self._ReorderBuffer(buffer_size, start=start)
+        self._start = start
+        self._lock = threading.Lock()
+        self._stopped = False
+        # stop() tells the backend to stop once every reserved id was handed over (sent,
+        # passed through or filled): ids counted (mod 2**32) against the buffer's final next_id
+        self._accounted = 0
+        self._expected = None
+        self._backend_stopped = False
+        if isinstance(backend, str):
+            if backend == "process":
+                self._backend = _ProcessBackend(self._buffer, self._ProcessQueue, worker_count, daemon,
+                                                func, _process_context(func))
+            elif backend == "thread":
+                self._backend = _ThreadBackend(self._buffer, self._Queue, worker_count, daemon, func)
             else:
                 raise ValueError(f'backend must be "process", "thread", an Executor or a '
                                  f"distributed.Client, not {backend!r}")
-            self.backend = backend
-            self.daemon = daemon
-            self._finalizer = weakref.finalize(self, self._backend.kill)
-            if not daemon:
-                self._finalizer.atexit = False
-                _non_daemon_pools.add(self)
+        elif _is_dask_client(backend):
+            self._backend = _FutureBackend(self._buffer, backend.submit, func, dask=True)
+        elif callable(getattr(backend, "submit", None)):
+            self._backend = _FutureBackend(self._buffer, backend.submit, func)
+        else:
+            raise ValueError(f'backend must be "process", "thread", an Executor or a '
+                             f"distributed.Client, not {backend!r}")
+        self.backend = backend
+        self.daemon = daemon
+        self._finalizer = weakref.finalize(self, self._backend.kill)
+        if not daemon:
+            self._finalizer.atexit = False
+            _non_daemon_pools.add(self)
 
-        # -- put ------------------------------------------------------------------------------
+    # -- put ------------------------------------------------------------------------------
 
-        def _reserve(self, block, timeout):
-            if self._stopped:
-                raise Closed("put() on a stopped ParallelQueue")
-            try:
-                return self._buffer.reserve(block, timeout)
-            except ShutDown:
-                raise Closed("put() on a stopped ParallelQueue") from None
+    def _reserve(self, block, timeout):
+        if self._stopped:
+            raise Closed("put() on a stopped ParallelQueue")
+        try:
+            return self._buffer.reserve(block, timeout)
+        except ShutDown:
+            raise Closed("put() on a stopped ParallelQueue") from None
 
-        def _account(self):
-            """Count one reserved id as handed over; after stop(), the last one stops the backend."""
-            with self._lock:
-                self._accounted = (self._accounted + 1) & 0xFFFFFFFF
-                last = self._accounted == self._expected and not self._backend_stopped
-                if last:
-                    self._backend_stopped = True
+    def _account(self):
+        """Count one reserved id as handed over; after stop(), the last one stops the backend."""
+        with self._lock:
+            self._accounted = (self._accounted + 1) & 0xFFFFFFFF
+            last = self._accounted == self._expected and not self._backend_stopped
             if last:
-                self._backend.stop()
+                self._backend_stopped = True
+        if last:
+            self._backend.stop()
 
-        def put(self, func, *args, block=True, timeout=None, **kwargs):
-            """Run func(*args, **kwargs) on a worker; its result comes out of get() in the order
-            of the puts. A non-callable `func` on its own passes through to get() in order.
-            Blocks while `buffer_size` results are pending (queue.Full after `timeout` seconds,
-            or at once with block false); raises Closed after stop()."""
-            if not callable(func):
-                if args or kwargs:
-                    raise ValueError(f"put() of a non-callable {type(func).__name__!r} with arguments: "
-                                     "only a callable takes arguments (a non-callable alone passes through)")
-                self._passthrough(func, block, timeout)
-                return
-            self._submit(func, args, kwargs, block, timeout)
+    def put(self, func, *args, block=True, timeout=None, **kwargs):
+        """Run func(*args, **kwargs) on a worker; its result comes out of get() in the order
+        of the puts. A non-callable `func` on its own passes through to get() in order.
+        Blocks while `buffer_size` results are pending (queue.Full after `timeout` seconds,
+        or at once with block false); raises Closed after stop()."""
+        if not callable(func):
+            if args or kwargs:
+                raise ValueError(f"put() of a non-callable {type(func).__name__!r} with arguments: "
+                                 "only a callable takes arguments (a non-callable alone passes through)")
+            self._passthrough(func, block, timeout)
+            return
+        self._submit(func, args, kwargs, block, timeout)
 
-        def _passthrough(self, item, block, timeout):
-            packet_id = self._reserve(block, timeout)
+    def _passthrough(self, item, block, timeout):
+        packet_id = self._reserve(block, timeout)
+        try:
+            self._buffer.put(packet_id, item)
+        finally:
+            self._account()
+
+    def _submit(self, func, args, kwargs, block, timeout):
+        task = self._backend.prepare(func, args, kwargs)  # serialized before its id exists
+        packet_id = self._reserve(block, timeout)
+        try:
+            self._backend.submit(packet_id, task)
+        except BaseException as exc:  # every reserved id gets filled
             try:
-                self._buffer.put(packet_id, item)
-            finally:
-                self._account()
+                self._buffer.put(packet_id, _unsent(packet_id, exc))
+            except ValueError:
+                pass
+            raise
+        finally:
+            self._account()
 
-        def _submit(self, func, args, kwargs, block, timeout):
-            task = self._backend.prepare(func, args, kwargs)  # serialized before its id exists
-            packet_id = self._reserve(block, timeout)
+    # -- get ------------------------------------------------------------------------------
+
+    def get(self, block=True, timeout=None):
+        """Return the next result in submission order, waiting for it if necessary (queue.Empty
+        after `timeout` seconds, or at once with block false). A task's exception raises
+        WorkerError; a worker that died holding the task raises WorkerDied. Once stopped and
+        drained, raises Closed."""
+        try:
+            item = self._buffer.get(block, timeout)
+        except ShutDown:
+            raise Closed("get() on a stopped, drained ParallelQueue") from None
+        if type(item) is _Failure:
+            item.raise_()
+        return item
+
+    def __iter__(self):
+        """Yield results until the queue is stopped and drained (a task's exception raises
+        out of the loop, which ends it)."""
+        while True:
             try:
-                self._backend.submit(packet_id, task)
-            except BaseException as exc:  # every reserved id gets filled
-                try:
-                    self._buffer.put(packet_id, _unsent(packet_id, exc))
-                except ValueError:
-                    pass
-                raise
-            finally:
-                self._account()
-
-        # -- get ------------------------------------------------------------------------------
-
-        def get(self, block=True, timeout=None):
-            """Return the next result in submission order, waiting for it if necessary (queue.Empty
-            after `timeout` seconds, or at once with block false). A task's exception raises
-            WorkerError; a worker that died holding the task raises WorkerDied. Once stopped and
-            drained, raises Closed."""
-            try:
-                item = self._buffer.get(block, timeout)
+                item = self._buffer.get()
             except ShutDown:
-                raise Closed("get() on a stopped, drained ParallelQueue") from None
+                return
             if type(item) is _Failure:
                 item.raise_()
-            return item
+            yield item
 
-        def __iter__(self):
-            """Yield results until the queue is stopped and drained (a task's exception raises
-            out of the loop, which ends it)."""
+    # -- map ------------------------------------------------------------------------------
+
+    def map(self, func, iterable, chunksize=None):
+        """Yield func(item) for each item, in order, while a thread feeds the puts (so the
+        window never stalls the caller). The queue must have nothing pending (map takes the
+        stream for itself); it is not stopped afterwards. A task's exception raises at its
+        place; an exception from the iterable or from a put raises after the results before
+        it. Leaving the loop early waits for the tasks already put and drops their results.
+
+        chunksize: items sent to a worker as one task. None (the default) groups short tasks
+        automatically (about 5 ms of work per group, at most about 1 MiB of pickled items
+        on the process backend, smaller towards the end) when the iterable knows its length
+        (a list, a range; one that may block between items, like a generator or a file, is
+        sent an item at a time, so no item waits for the next); 1 never groups. A worker that
+        dies fails its whole group (WorkerDied, at the group's first item)."""
+        if not callable(func):
+            raise TypeError(f"map() needs a callable, not {type(func).__name__!r}")
+        return self._map(func, iterable, chunksize)
+
+    def _map(self, func, iterable, chunksize):
+        if chunksize is not None:
+            chunksize = operator.index(chunksize)
+            if chunksize < 1:
+                raise ValueError(f"chunksize must be at least 1, not {chunksize}")
+        if self._buffer.pending:
+            raise ValueError("map() on a ParallelQueue with results pending: get() them first")
+        end = _MapEnd()  # passed through after the last task: the consumer needs no counting
+        cancel = threading.Event()
+        size = [chunksize or 1]  # items per group: set by the consumer from the groups' run times
+        # With the window full the feeder sleeps until a quarter of it is free, not until the
+        # first slot is: one wake per several tasks rather than one per result (each costs
+        # the parent CPU time that the workers could use).
+        buffer = self._buffer
+        window = buffer.window
+        low = max(1, window // 4)
+        room = threading.Event()
+        waiting = [False]
+
+        def wake_feeder():  # the consumer's side, before each get()
+            if waiting[0] and window - buffer.pending >= low:
+                room.set()
+
+        def send(args, kwargs):
+            """Put one task (or group), waiting for room; False once cancelled."""
             while True:
-                try:
-                    item = self._buffer.get()
-                except ShutDown:
-                    return
-                if type(item) is _Failure:
-                    item.raise_()
-                yield item
-
-        # -- map ------------------------------------------------------------------------------
-
-        def map(self, func, iterable, chunksize=None):
-            """Yield func(item) for each item, in order, while a thread feeds the puts (so the
-            window never stalls the caller). The queue must have nothing pending (map takes the
-            stream for itself); it is not stopped afterwards. A task's exception raises at its
-            place; an exception from the iterable or from a put raises after the results before
-            it. Leaving the loop early waits for the tasks already put and drops their results.
-
-            chunksize: items sent to a worker as one task. None (the default) groups short tasks
-            automatically (about 5 ms of work per group, at most about 1 MiB of pickled items
-            on the process backend, smaller towards the end) when the iterable knows its length
-            (a list, a range; one that may block between items, like a generator or a file, is
-            sent an item at a time, so no item waits for the next); 1 never groups. A worker that
-            dies fails its whole group (WorkerDied, at the group's first item)."""
-            if not callable(func):
-                raise TypeError(f"map() needs a callable, not {type(func).__name__!r}")
-            return self._map(func, iterable, chunksize)
-
-        def _map(self, func, iterable, chunksize):
-            if chunksize is not None:
-                chunksize = operator.index(chunksize)
-                if chunksize < 1:
-                    raise ValueError(f"chunksize must be at least 1, not {chunksize}")
-            if self._buffer.pending:
-                raise ValueError("map() on a ParallelQueue with results pending: get() them first")
-            end = _MapEnd()  # passed through after the last task: the consumer needs no counting
-            cancel = threading.Event()
-            size = [chunksize or 1]  # items per group: set by the consumer from the groups' run times
-            # With the window full the feeder sleeps until a quarter of it is free, not until the
-            # first slot is: one wake per several tasks rather than one per result (each costs
-            # the parent CPU time that the workers could use).
-            buffer = self._buffer
-            window = buffer.window
-            low = max(1, window // 4)
-            room = threading.Event()
-            waiting = [False]
-
-            def wake_feeder():  # the consumer's side, before each get()
-                if waiting[0] and window - buffer.pending >= low:
-                    room.set()
-
-            def send(args, kwargs):
-                """Put one task (or group), waiting for room; False once cancelled."""
-                while True:
-                    if cancel.is_set():
-                        return False
+                if cancel.is_set():
+                    return False
+                if buffer.pending >= window:
+                    room.clear()
+                    waiting[0] = True
                     if buffer.pending >= window:
-                        room.clear()
-                        waiting[0] = True
-                        if buffer.pending >= window:
-                            room.wait(0.1)
-                        waiting[0] = False
-                        continue
-                    try:
-                        self._submit(func, args, kwargs, True, 0.1)
-                        return True
-                    except Full:
-                        continue
-
-            def feed():
+                        room.wait(0.1)
+                    waiting[0] = False
+                    continue
                 try:
-                    iterator = iter(iterable)
-                    grouped = chunksize != 1 and (chunksize is not None or operator.length_hint(iterator) > 0)
-                    spread = 4 * self.worker_count
-                    cap = _chunk.MAX_ITEMS  # by the bytes the last group serialized to
-                    while True:
-                        n = size[0] if grouped else 1
-                        if n > 1 and chunksize is None:  # smaller groups towards the end: no worker idles long
-                            n = min(n, cap, max(1, operator.length_hint(iterator) // spread))
-                        items = []
-                        error = None
-                        try:
-                            for item in iterator:
-                                items.append(item)
-                                if len(items) >= n:
-                                    break
-                        except BaseException as exc:  # the items taken before it still run
-                            error = exc
-                        if items and not send(*((None, items) if grouped else ((items[0],), {}))):
-                            return
-                        if grouped:
-                            cap = _chunk.byte_cap(len(items), self._backend.prepared_bytes)
-                        if error is not None:
-                            raise error
-                        if len(items) < n:
-                            return
-                except BaseException as exc:
-                    end.error = exc
-                finally:
-                    try:
-                        self._passthrough(end, True, None)
-                    except BaseException as exc:  # stopped under us: the consumer sees Closed
-                        if end.error is None:
-                            end.error = exc
+                    self._submit(func, args, kwargs, True, 0.1)
+                    return True
+                except Full:
+                    continue
 
-            feeder = threading.Thread(target=feed, name="fastq-parallel-map-feeder", daemon=True)
-            feeder.start()
-            return self._map_results(end, cancel, feeder, wake_feeder, room, size, chunksize is None)
-
-        def _map_results(self, end, cancel, feeder, wake_feeder, room, size, auto):
-            finished = False
+        def feed():
             try:
+                iterator = iter(iterable)
+                grouped = chunksize != 1 and (chunksize is not None or operator.length_hint(iterator) > 0)
+                spread = 4 * self.worker_count
+                cap = _chunk.MAX_ITEMS  # by the bytes the last group serialized to
                 while True:
-                    wake_feeder()
+                    n = size[0] if grouped else 1
+                    if n > 1 and chunksize is None:  # smaller groups towards the end: no worker idles long
+                        n = min(n, cap, max(1, operator.length_hint(iterator) // spread))
+                    items = []
+                    error = None
                     try:
-                        item = self.get()
-                    except Closed:  # stopped before the end marker went in
-                        finished = True
-                        feeder.join()
-                        if end.error is not None:
-                            raise end.error from None
-                        raise
-                    if type(item) is _Chunk:
-                        if auto:
-                            size[0] = _chunk.next_size(size[0], item)
-                        yield from item.results
-                        if item.failure is not None:
-                            item.failure.raise_()
-                        continue
-                    if item is end:
-                        finished = True
-                        feeder.join()
-                        if end.error is not None:
-                            raise end.error
-                        return
-                    yield item
-            finally:
-                if not finished:  # left early: stop feeding, take this map's own results out
-                    cancel.set()
-                    room.set()
-                    while True:
-                        try:
-                            if self._buffer.get() is end:
+                        for item in iterator:
+                            items.append(item)
+                            if len(items) >= n:
                                 break
-                        except ShutDown:
-                            break
+                    except BaseException as exc:  # the items taken before it still run
+                        error = exc
+                    if items and not send(*((None, items) if grouped else ((items[0],), {}))):
+                        return
+                    if grouped:
+                        cap = _chunk.byte_cap(len(items), self._backend.prepared_bytes)
+                    if error is not None:
+                        raise error
+                    if len(items) < n:
+                        return
+            except BaseException as exc:
+                end.error = exc
+            finally:
+                try:
+                    self._passthrough(end, True, None)
+                except BaseException as exc:  # stopped under us: the consumer sees Closed
+                    if end.error is None:
+                        end.error = exc
+
+        feeder = threading.Thread(target=feed, name="fastq-parallel-map-feeder", daemon=True)
+        feeder.start()
+        return self._map_results(end, cancel, feeder, wake_feeder, room, size, chunksize is None)
+
+    def _map_results(self, end, cancel, feeder, wake_feeder, room, size, auto):
+        finished = False
+        try:
+            while True:
+                wake_feeder()
+                try:
+                    item = self.get()
+                except Closed:  # stopped before the end marker went in
+                    finished = True
                     feeder.join()
-
-        # -- lifetime -------------------------------------------------------------------------
-
-        def stop(self):
-            """Refuse further puts; the workers finish every task already put, then exit.
-            Results stay available to get() and iteration."""
-            with self._lock:
-                if self._stopped:
+                    if end.error is not None:
+                        raise end.error from None
+                    raise
+                if type(item) is _Chunk:
+                    if auto:
+                        size[0] = _chunk.next_size(size[0], item)
+                    yield from item.results
+                    if item.failure is not None:
+                        item.failure.raise_()
+                    continue
+                if item is end:
+                    finished = True
+                    feeder.join()
+                    if end.error is not None:
+                        raise end.error
                     return
-                self._stopped = True
-            self._buffer.shutdown()  # wakes puts blocked on the window: they raise Closed
-            with self._lock:  # no id can be reserved now: the count to wait for is final
-                self._expected = (self._buffer.next_id - self._start) & 0xFFFFFFFF
-                now = self._accounted == self._expected and not self._backend_stopped
-                if now:
-                    self._backend_stopped = True
+                yield item
+        finally:
+            if not finished:  # left early: stop feeding, take this map's own results out
+                cancel.set()
+                room.set()
+                while True:
+                    try:
+                        if self._buffer.get() is end:
+                            break
+                    except ShutDown:
+                        break
+                feeder.join()
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    def stop(self):
+        """Refuse further puts; the workers finish every task already put, then exit.
+        Results stay available to get() and iteration."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._buffer.shutdown()  # wakes puts blocked on the window: they raise Closed
+        with self._lock:  # no id can be reserved now: the count to wait for is final
+            self._expected = (self._buffer.next_id - self._start) & 0xFFFFFFFF
+            now = self._accounted == self._expected and not self._backend_stopped
             if now:
-                self._backend.stop()
+                self._backend_stopped = True
+        if now:
+            self._backend.stop()
 
-        @property
-        def stopped(self):
-            return self._stopped
+    @property
+    def stopped(self):
+        return self._stopped
 
-        def join(self, timeout=None):
-            """Wait until the workers have finished (after stop(); before it, raises
-            ValueError, since they never would). With a timeout, returns when it expires;
-            is_alive() tells which."""
-            if not self._stopped:
-                raise ValueError("join() before stop(): the workers would never finish")
-            self._backend.join(timeout)
+    def join(self, timeout=None):
+        """Wait until the workers have finished (after stop(); before it, raises
+        ValueError, since they never would). With a timeout, returns when it expires;
+        is_alive() tells which."""
+        if not self._stopped:
+            raise ValueError("join() before stop(): the workers would never finish")
+        self._backend.join(timeout)
 
-        def is_alive(self):
-            """Whether any worker is still running (for an Executor or a Client: whether this
-            queue's tasks or further puts may still come)."""
-            return self._backend.is_alive()
+    def is_alive(self):
+        """Whether any worker is still running (for an Executor or a Client: whether this
+        queue's tasks or further puts may still come)."""
+        return self._backend.is_alive()
 
-        def qsize(self):
-            """Results ready or running: ids reserved and not yet taken by get()."""
-            return self._buffer.pending
+    def qsize(self):
+        """Results ready or running: ids reserved and not yet taken by get()."""
+        return self._buffer.pending
 
-        def __enter__(self):
-            return self
+    def __enter__(self):
+        return self
 
-        def __exit__(self, *exc_info):
-            self.stop()
-            self.join()
+    def __exit__(self, *exc_info):
+        self.stop()
+        self.join()
 
-        def __repr__(self):
-            state = "stopped" if self._stopped else "running"
-            return (f"<{type(self).__name__} {state} backend={self.backend!r} workers={self.worker_count} "
-                    f"buffer_size={self.buffer_size} pending={self._buffer.pending}>")
+    def __repr__(self):
+        state = "stopped" if self._stopped else "running"
+        return (f"<{type(self).__name__} {state} backend={self.backend!r} workers={self.worker_count} "
+                f"buffer_size={self.buffer_size} pending={self._buffer.pending}>")
 
-    class ParallelSingleTaskQueue(ParallelQueue):
-        """A ParallelQueue with one function baked in: put(*args, **kwargs) runs func(*args,
-        **kwargs). With the process backend the workers are forked and inherit func, so nested
-        functions and closures work (where fork is missing, func must pickle)."""
 
-        _single_task = True
+class _SingleTask:
+    """A ParallelQueue with one function baked in: put(*args, **kwargs) runs func(*args,
+    **kwargs). With the process backend the workers are forked and inherit func, so nested
+    functions and closures work (where fork is missing, func must pickle)."""
 
-        def __init__(self, func, worker_count=None, *, backend="process", buffer_size=None, daemon=True, _start=0):
-            if not callable(func):
-                raise TypeError(f"ParallelSingleTaskQueue needs a callable, not {type(func).__name__!r}")
-            self.func = func
-            self._init(func, worker_count, backend, buffer_size, daemon, _start)
+    _single_task = True
 
-        def put(self, *args, block=True, timeout=None, **kwargs):
-            """Run func(*args, **kwargs) on a worker; results come out of get() in order."""
-            self._submit(self.func, args, kwargs, block, timeout)
+    def __init__(self, func, worker_count=None, *, backend="process", buffer_size=None, daemon=True, _start=0):
+        if not callable(func):
+            raise TypeError(f"ParallelSingleTaskQueue needs a callable, not {type(func).__name__!r}")
+        self.func = func
+        self._init(func, worker_count, backend, buffer_size, daemon, _start)
 
-        def map(self, iterable, chunksize=None):
-            """Yield func(item) for each item, in order (see ParallelQueue.map)."""
-            return self._map(self.func, iterable, chunksize)
+    def put(self, *args, block=True, timeout=None, **kwargs):
+        """Run func(*args, **kwargs) on a worker; results come out of get() in order."""
+        self._submit(self.func, args, kwargs, block, timeout)
 
-    return ParallelQueue, ParallelSingleTaskQueue
+    def map(self, iterable, chunksize=None):
+        """Yield func(item) for each item, in order (see ParallelQueue.map)."""
+        return self._map(self.func, iterable, chunksize)
+
+
+class ParallelQueue(_ParallelQueue):
+    __doc__ = _ParallelQueue.__doc__
+    _ReorderBuffer, _Queue, _ProcessQueue = ReorderBuffer, Queue, ProcessQueue
+
+
+class ParallelSingleTaskQueue(_SingleTask, ParallelQueue):
+    __doc__ = _SingleTask.__doc__
 
 
 def _process_context(func):
@@ -647,3 +653,6 @@ def _process_context(func):
     if func is not None and ctx.get_start_method() != "fork":
         pickle.dumps(func, _PROTOCOL)  # fails here, clearly, rather than in every worker
     return ctx
+
+
+__all__ = ["ParallelQueue", "ParallelSingleTaskQueue"]

@@ -5,10 +5,13 @@ when its source raises ShutDown (Closed included) or Done, and the end propagate
 are closed. A pump also stops when its output is closed under it. `maxsize=` bounds every
 output; with multiplex a slow branch then holds back the others (back-pressure). A source with
 task_done() gets it for every item forwarded, so joining the source still works.
+
+The logic lives once, in _multiplex and _merge, which take the ClosableQueue class to build;
+multiplex and merge here build fastq.ClosableQueue, fastq.pure.pipeline's the pure one.
 """
-import functools
 import threading
 
+from .closable import ClosableQueue
 from .errors import Done, ShutDown
 
 _END = (ShutDown, Done)
@@ -38,49 +41,55 @@ def _start(target, *args):
     threading.Thread(target=target, args=args, daemon=True, name="fastq-pipeline").start()
 
 
-@functools.cache
-def bind(ClosableQueue):
-    """multiplex and merge for one core's ClosableQueue."""
+def _multiplex(queue_class, n, q, maxsize):
+    outs = [queue_class(maxsize) for _ in range(n)]
 
-    def multiplex(n, q, **kw):
-        """Return n ClosableQueues that each receive every item of q, in q's order."""
-        outs = [ClosableQueue(**kw) for _ in range(n)]
+    def broadcast(item):
+        for out in outs:
+            out.put(item)
 
-        def broadcast(item):
+    def run():
+        try:
+            _pump(q, broadcast)
+        finally:
             for out in outs:
-                out.put(item)
+                out.close()
 
-        def run():
-            try:
-                _pump(q, broadcast)
-            finally:
-                for out in outs:
-                    out.close()
+    _start(run)
+    return outs
 
-        _start(run)
-        return outs
 
-    def merge(*qs, **kw):
-        """Return one ClosableQueue that receives the items of every q (each source's order
-        kept); it is closed once every source has ended."""
-        out = ClosableQueue(**kw)
-        left = [len(qs)]
-        lock = threading.Lock()
+def _merge(queue_class, qs, maxsize):
+    out = queue_class(maxsize)
+    left = [len(qs)]
+    lock = threading.Lock()
 
-        def run(source):
-            try:
-                _pump(source, out.put)
-            finally:
-                with lock:
-                    left[0] -= 1
-                    last = left[0] == 0
-                if last:
-                    out.close()
+    def run(source):
+        try:
+            _pump(source, out.put)
+        finally:
+            with lock:
+                left[0] -= 1
+                last = left[0] == 0
+            if last:
+                out.close()
 
-        for source in qs:
-            _start(run, source)
-        if not qs:
-            out.close()
-        return out
+    for source in qs:
+        _start(run, source)
+    if not qs:
+        out.close()
+    return out
 
-    return multiplex, merge
+
+def multiplex(n, q, maxsize=0):
+    """Return n ClosableQueues that each receive every item of q, in q's order."""
+    return _multiplex(ClosableQueue, n, q, maxsize)
+
+
+def merge(*qs, maxsize=0):
+    """Return one ClosableQueue that receives the items of every q (each source's order kept);
+    it is closed once every source has ended."""
+    return _merge(ClosableQueue, qs, maxsize)
+
+
+__all__ = ["multiplex", "merge"]

@@ -1,17 +1,21 @@
-"""fastq's public API on the pure-Python cores: the fallback, and the yardstick for benchmarks."""
+"""fastq's public API on the pure-Python cores: the fallback, and the yardstick for benchmarks.
+
+The in-process cores load with it; ProcessQueue (it brings multiprocessing) and the wrappers
+(fastq.pure.closable, .pipeline, .iterable, .parallel, .dask: fastq's own code over these
+cores) load on first use.
+"""
+from .. import _lazy
 from ..errors import Closed, Done, Empty, Full, QueueCorrupted, ShutDown, WorkerDied, WorkerError
-from ._process import ProcessQueue
 from ._queue import LifoQueue, PriorityQueue, Queue, SimpleQueue
 from ._reorder import ReorderBuffer
-from .. import iterable as _iterable
-from .. import closable as _closable, parallel as _parallel, pipeline as _pipeline
-
-ClosableQueue, StoppableWorker = _closable.bind(Queue)
-multiplex, merge = _pipeline.bind(ClosableQueue)
-IterableQueue = _iterable.bind(ProcessQueue)
-ParallelQueue, ParallelSingleTaskQueue = _parallel.bind(ReorderBuffer, Queue, ProcessQueue)
 
 IMPLEMENTATION = "python"
+
+__getattr__, __dir__ = _lazy.attach(globals(), {
+    "ProcessQueue": "_process", "ClosableQueue": "closable", "StoppableWorker": "closable",
+    "multiplex": "pipeline", "merge": "pipeline", "IterableQueue": "iterable",
+    "ParallelQueue": "parallel", "ParallelSingleTaskQueue": "parallel",
+}, ("closable", "pipeline", "iterable", "parallel", "dask"))
 
 __all__ = [
     "Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "ReorderBuffer", "ProcessQueue",

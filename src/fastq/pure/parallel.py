@@ -1,0 +1,18 @@
+"""fastq.parallel over the pure cores: ParallelQueue and ParallelSingleTaskQueue on the pure
+ReorderBuffer, Queue (thread backend) and ProcessQueue (process backend)."""
+from ..parallel import _ParallelQueue, _SingleTask
+from ._process import ProcessQueue
+from ._queue import Queue
+from ._reorder import ReorderBuffer
+
+
+class ParallelQueue(_ParallelQueue):
+    __doc__ = _ParallelQueue.__doc__
+    _ReorderBuffer, _Queue, _ProcessQueue = ReorderBuffer, Queue, ProcessQueue
+
+
+class ParallelSingleTaskQueue(_SingleTask, ParallelQueue):
+    __doc__ = _SingleTask.__doc__
+
+
+__all__ = ["ParallelQueue", "ParallelSingleTaskQueue"]
