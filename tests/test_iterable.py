@@ -103,7 +103,7 @@ def test_three_producer_and_five_consumer_processes(IterableQueue, impl, method)
 @pytest.mark.timeout(60)
 def test_a_killed_producer_does_not_hang_consumers(IterableQueue, impl):
     if impl.is_pure_python:
-        pytest.skip("crash tolerance is the C core's promise (ARCHITECTURE.md)")
+        pytest.skip("crash tolerance is the C core's promise (docs/design/ARCHITECTURE.md)")
     iq = IterableQueue()
     ctx = multiprocessing.get_context("fork")
     p = ctx.Process(target=_put_then_hang, args=(iq.get_producer(),))

@@ -16,9 +16,9 @@ LINUX = sys.platform.startswith("linux")
 
 @pytest.fixture
 def c_core(impl):
-    """The torture is the C core's promise (ARCHITECTURE.md): crash tolerance."""
+    """The torture is the C core's promise (docs/design/ARCHITECTURE.md): crash tolerance."""
     if impl.is_pure_python:
-        pytest.skip("crash tolerance is the C core's promise (ARCHITECTURE.md)")
+        pytest.skip("crash tolerance is the C core's promise (docs/design/ARCHITECTURE.md)")
     if not LINUX or "fork" not in mp.get_all_start_methods():
         pytest.skip("the C ProcessQueue is Linux first; the torture forks")
     import fastq
@@ -96,7 +96,7 @@ def test_consumer_killed_holding_a_spill_record_leaks_no_segment(c_core):
     q.put(b"x" * (1 << 20))  # a spill segment; its ring record is the first, at arena offset 0
     (name,) = _spill_names() - before
     view = q._segment_view()
-    header = 4096  # SHM-QUEUE.md: the arena follows the 4 KiB header
+    header = 4096  # docs/design/SHM-QUEUE.md: the arena follows the 4 KiB header
     dead_reader = (3 << 60) | ((1 << 22) - 1)  # READING | a pid that does not exist
     state, seq, pos, size = struct.unpack_from("<QQQI", view, header)
     assert state >> 60 == 2 and pos == 0  # READY, the first record
