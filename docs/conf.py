@@ -50,5 +50,17 @@ def _escape_stars(app, what, name, obj, options, lines):
             lines[i] = "`".join(parts)
 
 
+# Parameters whose names start with an underscore (ParallelQueue's _start, for tests) are not part
+# of the public signature.
+_PRIVATE_PARAM = re.compile(r",\s*_\w+(?:\s*:\s*[^,=()\[\]]+)?(?:\s*=\s*[^,()]+)?(?=[,)])")
+
+
+def _drop_private_params(app, what, name, obj, options, signature, return_annotation):
+    if signature:
+        return _PRIVATE_PARAM.sub("", signature), return_annotation
+    return None
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", _escape_stars)
+    app.connect("autodoc-process-signature", _drop_private_params)
