@@ -9,23 +9,23 @@ baseline row (queue.Queue by default; higher is faster).
 import argparse
 import sys
 
-from fastq import _bench
+from fastq.bench import plot, report
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("json", help="a file written by --benchmark-json")
-    parser.add_argument("--baseline", default=_bench.BASELINE, help="the row ratios are taken against")
+    parser.add_argument("--baseline", default=report.BASELINE, help="the row ratios are taken against")
     parser.add_argument("--plot", metavar="FILE.png", help="also draw the speedups (needs matplotlib)")
     args = parser.parse_args(argv)
-    results = _bench.results_from_benchmark_json(args.json)
+    results = report.results_from_benchmark_json(args.json)
     if not results.rows:
         print(f"{args.json}: no benchmarks from bench/ in it", file=sys.stderr)
         return 1
-    print(_bench.markdown_table(results, baseline=args.baseline))
+    print(report.markdown_table(results, baseline=args.baseline))
     if args.plot:
         try:
-            _bench.plot(results, args.plot, baseline=args.baseline)
+            plot.plot(results, args.plot, baseline=args.baseline)
         except ImportError:
             print("--plot needs matplotlib (pip install matplotlib)", file=sys.stderr)
             return 1

@@ -1,6 +1,6 @@
 """Ordered parallel map with 2 workers: fastq.ParallelQueue (C and pure cores; process and thread
 backends) against multiprocessing.Pool.imap (chunksize=1), ProcessPoolExecutor.map, mpire and a
-serial map. Rows and cases live in fastq._bench_parallel (shared with run_quick()).
+serial map. Rows and cases live in fastq.bench.parallel (shared with run_quick()).
 
 Each round maps a known number of items (extra_info items_per_round), so a time per round divides
 into a time per task. At the end of the module a table of microseconds per task is printed, with the
@@ -12,7 +12,7 @@ import contextlib
 
 import pytest
 
-from fastq import _bench_parallel as bp
+from fastq.bench import parallel as bp
 
 ROUNDS = 5
 _medians = {}  # (row name, case group) -> seconds per task

@@ -20,11 +20,11 @@ Cases (groups):
 Workers are started once per test (fork where available) and driven through pipes, so process start-up
 is not timed. For the array cases the shared-memory rings (fastq's C core, faster-fifo) get a capacity
 of four times the array (so it travels through the ring), rounded up to a power of two.
-The rows, cases and workloads live in fastq._bench (the "process" family), shared with `python -m fastq`.
+The rows, cases and workloads live in fastq.bench.processes, shared with `python -m fastq`.
 """
 import pytest
 
-from fastq._bench import FLOOR_ID, PROC_CASES, PROC_ROWS, Workers, memcpy_floor_round, open_process_case, proc_items
+from fastq.bench.processes import FLOOR_ID, PROC_CASES, PROC_ROWS, Workers, memcpy_floor_round, open_process_case, proc_items
 
 ROWS = PROC_ROWS
 CASES = PROC_CASES

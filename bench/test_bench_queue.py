@@ -2,11 +2,11 @@
 
 Each round moves a known number of items (recorded in extra_info as items_per_round), so a time per
 round divides into a time per item; bench/report.py does that and prints ratios against queue.Queue.
-Rows and cases are defined once, in fastq._bench, and shared with `python -m fastq`.
+Rows and cases are defined once, in fastq.bench.queues, and shared with `python -m fastq`.
 """
 import pytest
 
-from fastq._bench import CASES, ROWS
+from fastq.bench.queues import CASES, ROWS
 
 THREAD_ROWS = [row for row in ROWS if row.family == "thread"]
 THREAD_CASES = [case for case in CASES if case.family == "thread"]

@@ -8,8 +8,9 @@ best of a few timed repeats with time.perf_counter.
 `--full` runs the pytest-benchmark suite in bench/ (a source checkout) at full size, plus the two
 sweeps, and writes every table as markdown (`--output`). `--plot FILE.png` draws the in-process
 speedups, throughput against message size (ProcessQueue and rivals) and against worker count
-(ParallelQueue and rivals); it needs matplotlib (`pip install 'fastq-queue[bench]'`). Rows and cases
-live in fastq._bench and fastq._bench_parallel.
+(ParallelQueue and rivals); it needs matplotlib (`pip install 'fastq-queue[bench]'`). The long runs
+(--full, the sweeps) draw a progress bar with an ETA on stderr. Rows and cases live in
+fastq.bench.queues, fastq.bench.processes and fastq.bench.parallel.
 """
 import argparse
 import os
@@ -19,10 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import _bench
+from . import parallel, plot, processes, queues, report, sweeps
 
 PROCESS_NOTE = ("across processes: time per item (one put in a producer process + one get in another), "
-                f"best of 3; in parentheses the speedup over {_bench.PROC_BASELINE}")
+                f"best of 3; in parentheses the speedup over {processes.PROC_BASELINE}")
 PARALLEL_NOTE = ("ordered parallel map, 2 workers: time per task, median of 5 rounds (the rows take turns); in "
                  "parentheses the speedup over Pool.imap and over a serial map (the 1 ms task is where the "
                  "workers pay; the no-queue row is what this machine gives without any queue)")
@@ -30,7 +31,7 @@ PARALLEL_NOTE = ("ordered parallel map, 2 workers: time per task, median of 5 ro
 
 def _bench_dir():
     """bench/ of the source checkout this fastq was imported from, or of the current directory."""
-    here = Path(__file__).resolve().parent  # src/fastq
+    here = Path(__file__).resolve().parent.parent  # src/fastq
     for candidate in (here.parent.parent / "bench", Path.cwd() / "bench"):
         if (candidate / "test_bench_queue.py").is_file():
             return candidate
@@ -38,9 +39,8 @@ def _bench_dir():
 
 
 def _parallel_table(results):
-    bp = _bench._parallel()
-    busy = [c.name for c in bp.CASES if c.func is not bp.identity]  # vs serial: only where workers pay
-    return _bench.markdown_table(results, baseline=bp.BASELINE, also="serial (map)", first="ordered map",
+    busy = [c.name for c in parallel.CASES if c.func is not parallel.identity]  # vs serial: only where workers pay
+    return report.markdown_table(results, baseline=parallel.BASELINE, also="serial (map)", first="ordered map",
                                  also_cases=busy)
 
 
@@ -54,10 +54,12 @@ def _run_suite(bench):
     json_path = os.path.join(tmp, "bench.json")
     env = dict(os.environ, FASTQ_BENCH_FULL="1")
     # the child must import this very fastq, wherever it came from
-    pkg_parent = str(Path(__file__).resolve().parent.parent)
+    pkg_parent = str(Path(__file__).resolve().parent.parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [pkg_parent, env.get("PYTHONPATH")]))
-    cmd = [sys.executable, "-m", "pytest", str(bench), "-p", "no:cacheprovider", "-q",
-           f"--benchmark-json={json_path}", "--benchmark-columns=min,median,max,rounds"]
+    # fastq.bench.progress is the report: a bar with an ETA, failures in full, skips, a summary
+    # (-o addopts=: the checkout's `-ra` needs the terminal reporter this replaces)
+    cmd = [sys.executable, "-m", "pytest", str(bench), "-o", "addopts=", "-p", "no:cacheprovider", "-p", "no:terminal",
+           "-p", "fastq.bench.progress", f"--benchmark-json={json_path}"]
     print("running:", " ".join(cmd), flush=True)
     rc = subprocess.call(cmd, cwd=str(bench.parent), env=env)
     if rc != 0 or not os.path.exists(json_path):
@@ -69,14 +71,14 @@ def _run_suite(bench):
 def _sweeps(full):
     print(f"sweeps ({'full' if full else 'quick'} sizes): throughput against message size, against worker count",
           flush=True)
-    size = _bench.sweep_message_size(full=full)
-    workers = _bench.sweep_worker_count(full=full)
+    size = sweeps.sweep_message_size(full=full, progress=True)
+    workers = sweeps.sweep_worker_count(full=full, progress=True)
     return size, workers
 
 
 def _sweep_markdown(size, workers):
-    return [f"### {size.title}", "", _bench.sweep_table(size), "",
-            f"### {workers.title}", "", _bench.sweep_table(workers), ""] + _skipped_lines(workers)
+    return [f"### {size.title}", "", sweeps.sweep_table(size), "",
+            f"### {workers.title}", "", sweeps.sweep_table(workers), ""] + _skipped_lines(workers)
 
 
 def _run_full(args):
@@ -94,24 +96,24 @@ def _run_full(args):
     json_path = _run_suite(bench)
     if isinstance(json_path, int):
         return json_path
-    thread = _bench.results_from_benchmark_json(json_path, "thread")
-    process = _bench.results_from_benchmark_json(json_path, "process")
-    parallel = _bench.results_from_benchmark_json(json_path, "parallel")
+    thread = report.results_from_benchmark_json(json_path, "thread")
+    process = report.results_from_benchmark_json(json_path, "process")
+    ordered = report.results_from_benchmark_json(json_path, "parallel")
     size, workers = _sweeps(full=True)
     doc = (["# fastq benchmarks (full suite)", ""]
-           + [f"- {line}" for line in _bench.environment_lines()]
+           + [f"- {line}" for line in report.environment_lines()]
            + [f"- pytest-benchmark medians (bench/, FASTQ_BENCH_FULL=1) and the sweeps; "
               f"{(time.monotonic() - t0) / 60:.0f} minutes in all", "",
               "## In-process queues", "",
-              f"Time per item (one put + one get); in parentheses the speedup over {_bench.BASELINE}.", "",
-              _bench.markdown_table(thread), "",
+              f"Time per item (one put + one get); in parentheses the speedup over {report.BASELINE}.", "",
+              report.markdown_table(thread), "",
               "## Across processes", "",
               f"Time per item (a put in one process, a get in another); in parentheses the speedup over "
-              f"{_bench.PROC_BASELINE}.", "",
-              _bench.markdown_table(process, baseline=_bench.PROC_BASELINE), "",
+              f"{processes.PROC_BASELINE}.", "",
+              report.markdown_table(process, baseline=processes.PROC_BASELINE), "",
               "## Ordered parallel map", "",
               "Time per task with 2 workers; in parentheses the speedup over Pool.imap and over a serial map.", "",
-              _parallel_table(parallel), "",
+              _parallel_table(ordered), "",
               "## Sweeps", ""]
            + _sweep_markdown(size, workers))
     Path(args.output).write_text("\n".join(doc) + "\n", encoding="utf-8")
@@ -122,20 +124,20 @@ def _run_full(args):
 
 def _run_quick(args):
     print("in-process queues: time per item (one put + one get), best of "
-          f"{args.repeat}; in parentheses the speedup over {_bench.BASELINE} (higher is faster)\n", flush=True)
-    thread = _bench.run_quick(repeat=args.repeat)
-    print(_bench.markdown_table(thread))
-    print("\ncases: " + "; ".join(f"{c.name}: {c.doc}" for c in _bench.CASES))
+          f"{args.repeat}; in parentheses the speedup over {report.BASELINE} (higher is faster)\n", flush=True)
+    thread = queues.run_quick(repeat=args.repeat)
+    print(report.markdown_table(thread))
+    print("\ncases: " + "; ".join(f"{c.name}: {c.doc}" for c in queues.CASES))
 
     print(f"\n{PROCESS_NOTE}\n", flush=True)
-    process = _bench.run_quick_process()
-    print(_bench.markdown_table(process, baseline=_bench.PROC_BASELINE))
+    process = processes.run_quick_process()
+    print(report.markdown_table(process, baseline=processes.PROC_BASELINE))
 
     print(f"\n{PARALLEL_NOTE}\n", flush=True)
-    parallel = _bench.run_quick_parallel()
-    print(_parallel_table(parallel))
+    ordered = parallel.run_quick_parallel()
+    print(_parallel_table(ordered))
 
-    for line in _skipped_lines(thread, process, parallel):
+    for line in _skipped_lines(thread, process, ordered):
         print(line)
     size = workers = None
     if args.plot:
@@ -168,17 +170,13 @@ def main(argv=None):
                   f"{args.plot} not written", file=sys.stderr)
             return 1
 
-    for line in _bench.environment_lines():
+    for line in report.environment_lines():
         print(line)
     outcome = _run_full(args) if args.full else _run_quick(args)
     if isinstance(outcome, int):
         return outcome
     thread, size, workers = outcome
     if args.plot:
-        _bench.plot(thread, args.plot, size_sweep=size, worker_sweep=workers)
+        plot.plot(thread, args.plot, size_sweep=size, worker_sweep=workers)
         print(f"plot written to {args.plot}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,9 +1,10 @@
-"""Ordered parallel map: fastq.ParallelQueue against its rivals (rows x cases, as in fastq._bench).
+"""Ordered parallel map: fastq.ParallelQueue against its rivals (rows x cases, as in fastq.bench.queues).
 
 Every row is an ordered `imap(func, items)` over a pool of WORKERS workers, opened once outside the
 timing. The cases: a trivial function (the per-task overhead) and a ~1 ms CPU-bound one (the
 speedup over running it serially). bench/test_bench_parallel.py times these with pytest-benchmark;
-run_quick() prints the same table without pytest (for `python -m fastq`).
+run_quick() prints the same table without pytest; run_quick_parallel() gives it to `python -m fastq`.
+`python -m fastq.bench.parallel --case GROUP ...` is a focused run of one case.
 """
 import contextlib
 import multiprocessing
@@ -12,6 +13,8 @@ import statistics
 import time
 from dataclasses import dataclass
 from typing import Callable, List
+
+from .report import Results
 
 WORKERS = 2
 
@@ -256,11 +259,37 @@ def run_quick(repeat=5, full=False, out=print):
     return times
 
 
+def parallel_results(times):
+    """Results from run_quick()'s {(row name, case group): seconds per task}."""
+    results = Results()
+    for case in CASES:
+        for row in ROWS:
+            t = times.get((row.name, case.group))
+            if t is None:
+                continue
+            if row.name not in results.rows:
+                results.rows.append(row.name)
+            if case.name not in results.cases:
+                results.cases.append(case.name)
+            results.per_item.setdefault(row.name, {})[case.name] = t
+    order = [r.name for r in ROWS]
+    results.rows.sort(key=order.index)
+    for row in ROWS:
+        if row.name not in results.rows:
+            results.skipped[row.name] = row.missing or "not installed"
+    return results
+
+
+def run_quick_parallel(repeat=5, full=False):
+    """The ordered-map table (ROWS x CASES) as Results: seconds per task."""
+    return parallel_results(run_quick(repeat=repeat, full=full, out=lambda *a: None))
+
+
 def main(argv=None):
-    """python -m fastq._bench_parallel [--full] | --case GROUP [--rows ID,...] [--items N] [--rounds R]"""
+    """python -m fastq.bench.parallel [--full] | --case GROUP [--rows ID,...] [--items N] [--rounds R]"""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m fastq._bench_parallel", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m fastq.bench.parallel", description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="the table at full size")
     parser.add_argument("--case", choices=[c.group for c in CASES], help="one case only: a longer, focused run")
     parser.add_argument("--rows", help="row ids, comma-separated (with --case; default: every row)")
