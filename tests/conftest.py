@@ -3,18 +3,17 @@
 Modelled on aio-libs' propcache/multidict: a tiny frozen dataclass (the implementation facade),
 one session-scoped fixture parametrized over it with readable ids (`c-extension-module`,
 `pure-python-module`), a `c_extension` marker on the C parameter and `--no-c-extensions` to
-deselect it. A missing C core skips the C parameter, unless FASTQ_REQUIRE_C=1 makes it a failure.
+deselect it. A missing C core skips the C parameter, unless FASTQ_REQUIRE_EXTENSIONS=1 makes it a failure.
 """
 import importlib
-import os
 from dataclasses import dataclass
 from types import ModuleType
 
 import pytest
 
-from fastq import errors
+from fastq import _cores, errors
 
-_C_MODULE = "fastq._core"  # the C classes themselves, whatever FASTQ_PURE_PYTHON says for `fastq`
+_C_MODULE = "fastq._core"  # the C classes themselves, whatever FASTQ_NO_EXTENSIONS says for `fastq`
 _PURE_MODULE = "fastq.pure"
 
 
@@ -49,12 +48,12 @@ class QueueImplementation:
     @property
     def api(self) -> ModuleType:
         """The public API over this core, wrappers included: fastq.pure, or fastq itself (which
-        runs on the C cores unless FASTQ_PURE_PYTHON=1 says otherwise: then this skips)."""
+        runs on the C cores unless FASTQ_NO_EXTENSIONS=1 says otherwise: then this skips)."""
         if self.is_pure_python:
             return importlib.import_module(_PURE_MODULE)
         fastq = importlib.import_module("fastq")
         if fastq.IMPLEMENTATION != "c":
-            pytest.skip("fastq runs on its pure cores here (FASTQ_PURE_PYTHON=1): its wrappers are fastq.pure's")
+            pytest.skip("fastq runs on its pure cores here (FASTQ_NO_EXTENSIONS=1 at run time): its wrappers are fastq.pure's")
         return fastq
 
     @property
@@ -84,7 +83,7 @@ def c_core_import_error():
 
 
 def c_core_required() -> bool:
-    return os.environ.get("FASTQ_REQUIRE_C", "") not in ("", "0")
+    return _cores.extensions_required()
 
 
 @pytest.fixture(
@@ -100,7 +99,7 @@ def impl(request) -> QueueImplementation:
         if error is not None:
             message = f"the C extension {_C_MODULE} is not importable: {error}"
             if c_core_required():
-                pytest.fail(f"{message} (FASTQ_REQUIRE_C=1)", pytrace=False)
+                pytest.fail(f"{message} (FASTQ_REQUIRE_EXTENSIONS=1)", pytrace=False)
             pytest.skip(message)
     return implementation
 

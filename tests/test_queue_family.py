@@ -140,9 +140,8 @@ def test_classes_come_from_the_core_under_test(impl):
         assert cls.__module__.startswith(expected), (cls, cls.__module__)
 
 
-def test_public_face_matches_fastq_pure_python_switch():
-    forced_pure = os.environ.get("FASTQ_PURE_PYTHON", "") not in ("", "0")
-    if forced_pure or fastq._core is None:
+def test_public_face_matches_the_run_time_switch():
+    if fastq._cores.pure_requested() or fastq._c_core is None:
         assert fastq.IMPLEMENTATION == "python"
         assert fastq.Queue is fastq.pure.Queue
     else:

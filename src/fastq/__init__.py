@@ -1,35 +1,31 @@
 """fastq: drop-in, C-accelerated queues for threads and processes.
 
-The C cores are used unless FASTQ_PURE_PYTHON=1 is set or the extension is missing (a pure
-build, FASTQ_NO_EXTENSIONS=1); `fastq.IMPLEMENTATION` says which. `fastq.pure` always holds the
+The C cores are used unless FASTQ_NO_EXTENSIONS=1 is set at run time or the extension is missing
+(a pure build: FASTQ_NO_EXTENSIONS=1 at build time); fastq/_cores.py decides, and warns when the C
+core is missing by accident. `fastq.IMPLEMENTATION` says which. `fastq.pure` always holds the
 pure-Python cores, importable side by side.
 
 `import fastq` loads the cores only: the wrappers (ClosableQueue, IterableQueue, ParallelQueue,
 ...), fastq.pure and, without the C ring, the pure ProcessQueue load on first use.
 """
-import os
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-from . import _lazy
+from . import _cores, _lazy
 from .errors import Closed, Done, Empty, Full, QueueCorrupted, ShutDown, WorkerDied, WorkerError
 
 __version__ = "0.1.0"
 
-_c_core = None
-if os.environ.get("FASTQ_PURE_PYTHON", "") in ("", "0"):
-    try:
-        from . import _core as _c_core
-    except ImportError as exc:  # a pure build, or a platform the C code does not support yet
-        import warnings
-
-        warnings.warn(f"fastq: C extension unavailable ({exc}); using the pure-Python cores", RuntimeWarning)
+_c_core: ModuleType | None = _cores.c_core()  # None: the pure cores (fastq/_cores.py says when and why)
 
 if _c_core is not None:
     from ._core import LifoQueue, PriorityQueue, Queue, ReorderBuffer, SimpleQueue
 
     IMPLEMENTATION = "c"
 else:
-    from .pure._queue import LifoQueue, PriorityQueue, Queue, SimpleQueue
-    from .pure._reorder import ReorderBuffer
+    # type checkers see the C classes (their stubs, _core.pyi); the pure twins have the same interface
+    from .pure._queue import LifoQueue, PriorityQueue, Queue, SimpleQueue  # type: ignore[assignment]
+    from .pure._reorder import ReorderBuffer  # type: ignore[assignment]
 
     IMPLEMENTATION = "python"
 
@@ -46,6 +42,13 @@ else:
 # the core ("c" or "python") behind each class: IMPLEMENTATION, except where a C class is not built here
 IMPLEMENTATIONS = dict.fromkeys(("Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "ReorderBuffer"), IMPLEMENTATION)
 IMPLEMENTATIONS["ProcessQueue"] = "c" if hasattr(_c_core, "ProcessQueue") else "python"
+
+if TYPE_CHECKING:  # what the lazy names below resolve to
+    from . import closable, dask, iterable, parallel, pipeline, pure
+    from .closable import ClosableQueue, StoppableWorker
+    from .iterable import IterableQueue
+    from .parallel import ParallelQueue, ParallelSingleTaskQueue
+    from .pipeline import merge, multiplex
 
 __getattr__, __dir__ = _lazy.attach(globals(), _lazy_names,
                                     ("pure", "closable", "pipeline", "iterable", "parallel", "dask"))

@@ -52,7 +52,7 @@ def _fastq(core, backend, chunksize=None):
     import fastq
 
     if core == "c" and fastq.IMPLEMENTATION != "c":
-        raise ImportError("fastq runs on its pure cores here (C core not built, or FASTQ_PURE_PYTHON=1)")
+        raise ImportError("fastq runs on its pure cores here (C core not built, or FASTQ_NO_EXTENSIONS=1 at run time)")
     ParallelQueue = fastq.ParallelQueue if core == "c" else fastq.pure.ParallelQueue
     with ParallelQueue(WORKERS, backend=backend) as pq:
         yield lambda func, items: pq.map(func, items, chunksize=chunksize)

@@ -92,7 +92,7 @@ def deque_ops(q):
 
 def _from_fastq_c(name):
     def load():
-        # the C core, whatever FASTQ_PURE_PYTHON says (import_module: fastq._core is None when unused)
+        # the C core, whatever FASTQ_NO_EXTENSIONS says at run time (import_module: fastq._core is None when unused)
         return getattr(importlib.import_module("fastq._core"), name)
 
     return load
