@@ -87,6 +87,31 @@ def test_several_workers_close_their_output_once_all_finish(api):
     assert out.closed
 
 
+@pytest.mark.parametrize("bad, error, words", [
+    (lambda Q: ("not callable", Q(), Q()), TypeError, "needs a callable func"),
+    (lambda Q: (abs, fastq.Queue(), Q()), TypeError, "in_queue must be a ClosableQueue (it has no __iter__())"),
+    (lambda Q: (abs, [1, 2], Q()), TypeError, "in_queue must be a ClosableQueue (it has no get())"),
+    (lambda Q: (abs, Q(), fastq.Queue()), TypeError, "out_queue must be a ClosableQueue (it has no close())"),
+    (lambda Q: (abs, Q(), None), TypeError, "out_queue must be a ClosableQueue (it has no put())"),
+])
+def test_stoppable_worker_checks_its_arguments_at_construction(api, bad, error, words):
+    ClosableQueue, StoppableWorker = api[:2]
+    with pytest.raises(error) as info:
+        StoppableWorker(*bad(ClosableQueue))
+    assert words in str(info.value)
+
+
+def test_stoppable_worker_refuses_a_queue_that_could_never_end(api):
+    ClosableQueue, StoppableWorker = api[:2]
+    q = ClosableQueue()
+    with pytest.raises(ValueError, match="the same queue"):
+        StoppableWorker(abs, q, q)
+    closed = ClosableQueue()
+    closed.close()
+    with pytest.raises(ValueError, match="out_queue is closed already"):
+        StoppableWorker(abs, ClosableQueue(), closed)
+
+
 def test_multiplex_sends_every_item_to_each_output(api):
     ClosableQueue, _, multiplex, _ = api
     src = ClosableQueue()
