@@ -34,7 +34,7 @@ START_METHODS = [m for m in ("fork", "forkserver", "spawn") if m in mp.get_all_s
 FAST_METHOD = "fork" if "fork" in START_METHODS else "spawn"
 MiB = 1 << 20
 KiB = 1 << 10
-CRASH_SKIP = "crash tolerance is the C core's promise (ARCHITECTURE.md)"
+CRASH_SKIP = "crash tolerance is the C core's promise (docs/design/ARCHITECTURE.md)"
 PICKLE_REFUSED = "should only be shared between processes through inheritance"
 
 
@@ -882,7 +882,7 @@ def _segment(q):
 
 
 def _header_size(view):
-    """The arena's offset: the header_size field (u32 at offset 12, SHM-QUEUE.md) when plausible."""
+    """The arena's offset: the header_size field (u32 at offset 12, docs/design/SHM-QUEUE.md) when plausible."""
     size = struct.unpack_from("<I", view, 12)[0]
     return size if 64 <= size <= len(view) // 2 and size % 64 == 0 else 4096
 

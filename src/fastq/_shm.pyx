@@ -13,15 +13,19 @@ from libc.stdint cimport uint32_t, uint64_t, int64_t, INT64_MAX
 from libc.string cimport memcpy
 from libc.stdlib cimport malloc, free
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
-from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STRING
+from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
 
 import collections
+import errno
 import os
 import pickle
+import signal
 import threading
+import types
 
+from fastq._args import process_queue_args
 from fastq.errors import Empty, Full, QueueCorrupted, ShutDown
 
 cdef extern from "sys/mman.h" nogil:
@@ -31,13 +35,15 @@ cdef extern from "shmq.h" nogil:
     enum:
         FQ_OK, FQ_AGAIN, FQ_SHUT, FQ_CORRUPT, FQ_LOCKED, FQ_TOOBIG
         FQ_KIND_PICKLE, FQ_KIND_BYTES, FQ_KIND_BYTEARRAY, FQ_KIND_SPILL
-        FQ_SHM_HEADER, FQ_REC_HDR, FQ_SPILL_NAME_LEN
+        FQ_SHM_HEADER, FQ_REC_HDR, FQ_SPILL_NAME_LEN, FQ_SLOTS
+        FQ_SHUT_GRACEFUL, FQ_SHUT_IMMEDIATE
     int64_t FQ_SLICE_NS
     uint64_t FQ_SHM_MAGIC
     ctypedef struct fq_shm_header:
         uint64_t magic
         uint64_t cap
         uint64_t maxsize
+        uint64_t pidns
         uint32_t shutdown
         uint32_t endpoints_closed
         uint64_t head
@@ -47,6 +53,7 @@ cdef extern from "shmq.h" nogil:
         size_t map_size
         fq_shm_header *hdr
         uint64_t cap
+        int member
     ctypedef struct fq_wslot:
         char *payload
     ctypedef struct fq_rslot:
@@ -58,7 +65,11 @@ cdef extern from "shmq.h" nogil:
         uint32_t kind
         uint64_t main_len
         const char *main
-    uint64_t FQ_ROLE_PRODUCER
+    uint64_t FQ_ROLE_PRODUCER, FQ_ROLE_MEMBER
+    long fq_cp_arm(long n, int sig, long *waits)
+    uint64_t fq_pidns()
+    void fq_pending_add(fq_shmq *q, int64_t delta)
+    uint64_t fq_pending(fq_shmq *q)
     int fq_slot_claim(fq_shmq *q, uint64_t role, uint64_t ident)
     int fq_slot_swap(fq_shmq *q, int i, uint64_t old, uint64_t new)
     int fq_slot_count_live(fq_shmq *q, uint64_t role)
@@ -71,14 +82,15 @@ cdef extern from "shmq.h" nogil:
                                   const uint64_t *buf_lens)
     int fq_payload_parse(const char *payload, uint64_t len, fq_payload *p)
     int fq_read_payload(const fq_rslot *s, fq_payload *p)
+    int fq_still_ready(const fq_rslot *s)
     uint64_t fq_buf_len(const fq_payload *p, uint32_t i)
     uint64_t fq_buf_start(uint64_t o)
-    int fq_reserve(fq_shmq *q, uint64_t me, uint64_t len, fq_wslot *w, int patient)
+    int fq_reserve(fq_shmq *q, uint64_t me, uint64_t len, fq_wslot *w, int64_t patience_ns, int accepted)
     int fq_publish(fq_shmq *q, const fq_wslot *w, uint64_t me)
     void fq_abandon(fq_shmq *q, const fq_wslot *w, uint64_t me)
     int fq_peek(fq_shmq *q, fq_rslot *s)
     int fq_claim(fq_shmq *q, const fq_rslot *s, uint64_t me)
-    void fq_release(fq_shmq *q, const fq_rslot *s, uint64_t me)
+    int fq_release(fq_shmq *q, const fq_rslot *s, uint64_t me)
     int fq_discard_all(fq_shmq *q, uint64_t me)
     void fq_wait_not_empty(fq_shmq *q, int64_t timeout_ns)
     void fq_wait_not_full(fq_shmq *q, int64_t timeout_ns)
@@ -86,28 +98,33 @@ cdef extern from "shmq.h" nogil:
     int fq_items(fq_shmq *q, uint64_t *items)
     uint64_t fq_unfinished(fq_shmq *q)
     int fq_task_done(fq_shmq *q)
-    int fq_shutdown(fq_shmq *q, uint64_t me)
+    void fq_shutdown(fq_shmq *q, uint32_t how)
     void fq_wake_everyone(fq_shmq *q)
     int fq_shmq_create(fq_shmq *q, uint64_t cap, uint64_t maxsize)
     int fq_shmq_attach(fq_shmq *q, int fd)
     int fq_shmq_create_named(fq_shmq *q, const char *name, uint64_t cap, uint64_t maxsize)
     int fq_shm_open_existing(const char *name)
-    void fq_shmq_detach(fq_shmq *q, int fd, int discard, uint64_t me)
+    void fq_shmq_detach(fq_shmq *q, int fd, const char *name)
     int fq_spill_create(const char *name, uint64_t size, char **out)
     int fq_spill_open(const char *name, uint64_t name_len, char **out, uint64_t *size)
     void fq_spill_unlink(const char *name, uint64_t len)
-    int fq_spill_unlink_any "shm_unlink"(const char *name)
 
 if fq_ident_setup() != 0:
     raise ImportError("fastq: process identities do not fit (pid_max above 2**22)")
 
 DEF COPY_WITHOUT_GIL = 65536    # copies larger than this release the GIL
 DEF INBAND_BELOW = 4096         # smaller out-of-band buffers are pickled in-band instead
-DEF DEFAULT_CAPACITY = 1 << 20
-DEF MIN_CAPACITY = 1 << 12
 DEF FRAMING_SLACK = 4096        # an item of capacity/4 bytes plus its pickle framing stays in the ring
+DEF MAX_RING_PAYLOAD = 1 << 30  # a record's size is a u32
 
 cdef object _NOT_YET = object()
+
+
+cdef uint64_t _spill_above(uint64_t cap):
+    """Payloads larger than this go to a spill segment: a quarter of the ring plus pickle framing
+    (an item of capacity/4 bytes stays in the ring), but at most half the ring, so that the record
+    always fits (in a 4 KiB ring the framing slack alone would pass its size)."""
+    return min(cap // 4 + FRAMING_SLACK, cap // 2, MAX_RING_PAYLOAD)
 
 
 cdef class _Serialized:
@@ -127,13 +144,15 @@ cdef object _inband_or_keep(list keep):
     return callback
 
 
-cdef _Serialized _serialize(obj):
+cdef _Serialized _serialize(obj, object dumps):
     cdef _Serialized s = _Serialized.__new__(_Serialized)
     t = type(obj)
     if t is bytes:  # exactly these types take the raw path and come back as the same type
         s.kind, s.main, s.bufs = FQ_KIND_BYTES, obj, None
     elif t is bytearray:
         s.kind, s.main, s.bufs = FQ_KIND_BYTEARRAY, obj, None
+    elif dumps is not None:  # the queue's own serializer: one bytes-like object, nothing out of band
+        s.kind, s.main, s.bufs = FQ_KIND_PICKLE, bytes(dumps(obj)), None
     elif t is int or t is str or t is float or obj is None or t is bool:  # no buffers inside
         s.kind, s.main, s.bufs = FQ_KIND_PICKLE, pickle.dumps(obj, protocol=5), None
     else:
@@ -171,22 +190,38 @@ cdef _raise_for(int rc):
     raise AssertionError(f"unexpected ring status {rc}")
 
 
-def _attach(dup_fd):
+def _no_room_for_spill(uint64_t size, int err=errno.ENOSPC):
+    return OSError(err, f"{os.strerror(err)}: /dev/shm has no room for a {size}-byte item's segment "
+                   "(a Docker container's /dev/shm is 64 MiB unless `docker run --shm-size` raises it)")
+
+
+def _attach(dup_fd, serializer):
     """Unpickle a ProcessQueue sent to a spawned child: map the segment behind the fd."""
     cdef ProcessQueue q = ProcessQueue.__new__(ProcessQueue)
+    q._set_serializer(serializer)
     q._attach(dup_fd.detach())
     return q
 
 
-def _attach_named(name):
+def _attach_named(name, serializer=None):
     """Unpickle a named ProcessQueue: open the segment by its name."""
     cdef ProcessQueue q = ProcessQueue.__new__(ProcessQueue)
     fd = fq_shm_open_existing(name.encode())
     if fd < 0:
         raise OSError(-fd, os.strerror(-fd), name)
+    q._set_serializer(serializer)
     q._attach(fd)
     q._name = name
     return q
+
+
+def _crashpoints(long n=0, int sig=signal.SIGKILL):
+    """Tests only (a FASTQ_CRASHPOINTS build: tools/sanitize): stop this process dead with `sig` at
+    its nth store or CAS to a segment from now (0: disarm). Returns (points, waits) passed since the
+    previous call, or None in a build without crash points."""
+    cdef long waits = 0
+    cdef long passed = fq_cp_arm(n, sig, &waits)
+    return None if passed < 0 else (passed, waits)
 
 
 @cython.auto_pickle(False)
@@ -196,9 +231,13 @@ cdef class ProcessQueue:
     Drop-in for multiprocessing.Queue and multiprocessing.JoinableQueue: put/get with block and
     timeout, put_nowait/get_nowait, qsize/empty/full, close/join_thread/cancel_join_thread,
     task_done/join; plus shutdown(immediate=False), put_many and get_many. `maxsize` counts
-    items (0: unbounded, put never blocks); `capacity` sets the ring's bytes; `ctx` is accepted
-    for compatibility. A process killed at any moment never hangs the others: at most the
-    message it was writing or reading is lost.
+    items (0: unbounded, put never blocks); `capacity` sets the ring's bytes (a power of two, at
+    least 4096; items over about a quarter of it travel in a segment of their own); `ctx` is
+    accepted for compatibility; `named` puts the segment in /dev/shm under a random name (picklable
+    anywhere while a holder lives); `serializer`, a (dumps, loads) pair, replaces pickle (items are
+    unpickled by readers, so a queue shared with less-trusted processes should carry a safe
+    format). A process killed at any moment never hangs the others: at most the message it was
+    writing or reading is lost.
     """
     cdef fq_shmq q
     cdef int fd
@@ -207,33 +246,36 @@ cdef class ProcessQueue:
     cdef object _backlog            # serialized items waiting for room (maxsize=0 only)
     cdef object _backlog_lock
     cdef object _feeder
+    cdef object _feed_error          # what made the feeder drop an item, for the next put()
+    cdef object _failed              # an item get_many() took but could not decode: the next get raises it
     cdef bint _cancel_flush
+    cdef bint _member_tried
+    cdef uint64_t _member_value
     cdef object _name                # named mode: the segment's name
-    cdef bint _owns_name             # the creator unlinks it
+    cdef object _dumps, _loads       # serializer=, or None for pickle
     cdef object __weakref__
 
     def __cinit__(self):
         self.fd = -1
+        self.q.member = -1
 
-    def __init__(self, maxsize=0, *, capacity=None, ctx=None, named=False):
-        cdef Py_ssize_t m = maxsize
-        cdef uint64_t cap = DEFAULT_CAPACITY if capacity is None else capacity
-        if cap < MIN_CAPACITY:
-            raise ValueError(f"capacity must be at least {MIN_CAPACITY} bytes")
-        while cap & (cap - 1):
-            cap += cap & -cap  # round up to a power of two
+    def __init__(self, maxsize=0, *, capacity=None, ctx=None, named=False, serializer=None):
         if self.q.base != NULL:
             raise RuntimeError("ProcessQueue.__init__ called twice")
+        m, cap, serializer = process_queue_args(maxsize, capacity, ctx, serializer)
+        self._set_serializer(serializer)
         if named:  # 96 random bits: unguessable
             self._name = "/fastq-q-" + os.urandom(12).hex()
-            rc = fq_shmq_create_named(&self.q, self._name.encode(), cap, m if m > 0 else 0)
-            self._owns_name = rc >= 0
+            rc = fq_shmq_create_named(&self.q, self._name.encode(), cap, m)
         else:
-            rc = fq_shmq_create(&self.q, cap, m if m > 0 else 0)
+            rc = fq_shmq_create(&self.q, cap, m)
         if rc < 0:
             raise OSError(-rc, os.strerror(-rc))
         self.fd = rc
         self._local_reset()
+
+    cdef _set_serializer(self, serializer):
+        self._dumps, self._loads = (None, None) if serializer is None else serializer
 
     cdef _attach(self, int fd):
         rc = fq_shmq_attach(&self.q, fd)
@@ -244,26 +286,38 @@ cdef class ProcessQueue:
         self._local_reset()
 
     cdef _local_reset(self):
+        ns = fq_pidns()
+        if self.q.hdr.pidns and ns and self.q.hdr.pidns != ns:
+            # its identity would name a pid the others cannot see: they would stall on it or rob it
+            raise RuntimeError("this process is in another pid namespace than the ProcessQueue's creator")
         self._ident = fq_self_ident()
         self._backlog = collections.deque()
         self._backlog_lock = threading.Lock()
         self._feeder = None
+        self._feed_error = None
+        self._failed = None
         self._closed = False
+        self._member_tried = False
+        self.q.member = -1  # a fork child's slot is its own, claimed when first needed
 
     def __dealloc__(self):
-        # A named segment can still be attached by name unless its creator is the one letting go.
-        owner = self._owns_name and self._ident == fq_self_ident()
-        if owner:
-            fq_spill_unlink_any(self._name.encode())
-        fq_shmq_detach(&self.q, self.fd, self._name is None or owner, fq_self_ident())
+        if self.q.base != NULL and self.q.member >= 0 and self._ident == fq_self_ident():
+            fq_slot_swap(&self.q, self.q.member, self._member_value, 0)
+        name = None if self._name is None else self._name.encode()
+        fq_shmq_detach(&self.q, self.fd, NULL if name is None else <const char*>name)
 
     def __reduce__(self):
         from multiprocessing import context, reduction
-        if self._name is not None:  # named mode: picklable anywhere while the creator lives
-            return _attach_named, (self._name,)
+        serializer = None if self._dumps is None else (self._dumps, self._loads)
+        if self._name is not None:  # named mode: picklable anywhere while a holder lives
+            return _attach_named, (self._name, serializer)
         if context.get_spawning_popen() is None:
             raise RuntimeError("ProcessQueue objects should only be shared between processes through inheritance")
-        return _attach, (reduction.DupFd(self.fd),)
+        return _attach, (reduction.DupFd(self.fd), serializer)
+
+    @classmethod
+    def __class_getitem__(cls, item):
+        return types.GenericAlias(cls, item)
 
     cdef inline int _check(self) except -1:
         if self.q.base == NULL:
@@ -274,12 +328,25 @@ cdef class ProcessQueue:
             self._local_reset()
         return 0
 
+    cdef int _member(self) except -2:
+        """This handle's MEMBER slot (its sleepers and backlog are counted there, so that a kill
+        is repaired), claimed on first need; -1 if the participant table is full."""
+        if self.q.member < 0 and not self._member_tried:
+            self._member_tried = True
+            i = fq_slot_claim(&self.q, FQ_ROLE_MEMBER, fq_self_ident())
+            if i >= 0:
+                self._member_value = fq_st(FQ_ROLE_MEMBER, fq_self_ident())
+                self.q.member = i
+        return self.q.member
+
     @property
     def maxsize(self):
+        self._check()
         return self.q.hdr.maxsize
 
     @property
     def capacity(self):
+        self._check()
         return self.q.cap
 
     def _segment_view(self):
@@ -318,8 +385,26 @@ cdef class ProcessQueue:
             o += lens[i + 1]
         return 0
 
-    cdef int _put_serialized(self, _Serialized s, object block, int64_t deadline) except -1:
-        """Reserve, copy, publish. Raises Full (no room in time), ShutDown, QueueCorrupted."""
+    cdef uint64_t _payload_len(self, _Serialized s) except? 0:
+        cdef uint32_t nbufs = 0 if s.bufs is None else len(s.bufs)
+        cdef uint64_t small_lens[9]
+        cdef uint64_t *lens = &small_lens[0]
+        if nbufs >= 9:
+            lens = <uint64_t*>malloc(8 * (nbufs + 1))
+            if lens == NULL:
+                raise MemoryError
+        try:
+            lens[0] = len(s.main)
+            for i in range(nbufs):
+                lens[i + 1] = memoryview(s.bufs[i]).nbytes
+            return fq_payload_len(nbufs, lens[0], lens + 1)
+        finally:
+            if lens != &small_lens[0]:
+                free(lens)
+
+    cdef int _put_serialized(self, _Serialized s, object block, int64_t deadline, int accepted=0) except -1:
+        """Reserve, copy, publish. Raises Full (no room in time), ShutDown, QueueCorrupted, OSError.
+        `accepted`: a backlog's item, accepted before any graceful shutdown."""
         cdef uint32_t nbufs = 0 if s.bufs is None else len(s.bufs)
         cdef uint64_t small_lens[9]
         cdef uint64_t *lens = &small_lens[0]
@@ -327,6 +412,7 @@ cdef class ProcessQueue:
         cdef fq_wslot w, sw
         cdef uint64_t total, spill_total = 0
         cdef uint64_t me = fq_self_ident()
+        cdef int64_t patience
         cdef int rc
         cdef char *spill = NULL
         cdef bytes spill_name = None
@@ -341,7 +427,7 @@ cdef class ProcessQueue:
             for i in range(nbufs):
                 lens[i + 1] = memoryview(s.bufs[i]).nbytes
             total = fq_payload_len(nbufs, lens[0], lens + 1)
-            if total == <uint64_t>-1 or total > self.q.cap // 4 + FRAMING_SLACK:
+            if total == <uint64_t>-1 or total > _spill_above(self.q.cap):
                 # Too large for the ring: the payload goes to a one-off segment, the ring
                 # record carries its name. The name is in the reserved record before the
                 # segment exists, so whoever abandons the record of a producer killed on the
@@ -353,18 +439,24 @@ cdef class ProcessQueue:
                 ring_item = _Serialized.__new__(_Serialized)
                 ring_item.kind, ring_item.main, ring_item.bufs = FQ_KIND_SPILL, spill_name, None
                 total = fq_payload_len(0, name_len, NULL)
-            rc = fq_reserve(&self.q, me, total, &w, 0)  # uncontended: no GIL round trip
-            while True:
+            rc = fq_reserve(&self.q, me, total, &w, 0, accepted)  # uncontended: no GIL round trip
+            while rc != FQ_OK:
                 if rc == FQ_LOCKED:
-                    with nogil:
-                        rc = fq_reserve(&self.q, me, total, &w, 1)
-                if rc == FQ_OK:
-                    break
+                    # held by another process: wait for it without the GIL, a slice at a time
+                    # (or what is left of the timeout; put_nowait waits one slice at most)
+                    self._member()
+                    patience = FQ_SLICE_NS if not block else min(FQ_SLICE_NS, _remaining(deadline))
+                    if patience > 0:
+                        with nogil:
+                            rc = fq_reserve(&self.q, me, total, &w, patience, accepted)
+                    if rc == FQ_OK:
+                        break
+                    if rc == FQ_LOCKED and (not block or _remaining(deadline) <= 0):
+                        raise Full
                 if rc == FQ_AGAIN:
-                    if not block:
+                    if not block or _remaining(deadline) <= 0:
                         raise Full
-                    if _remaining(deadline) <= 0:
-                        raise Full
+                    self._member()
                     with nogil:
                         fq_wait_not_full(&self.q, min(FQ_SLICE_NS, _remaining(deadline)))
                 elif rc != FQ_LOCKED:
@@ -380,6 +472,8 @@ cdef class ProcessQueue:
                     rc = fq_spill_create(spill_name, spill_total, &spill)
                     if rc < 0:
                         spill_name = None  # nothing of ours to unlink
+                        if rc == -errno.ENOSPC:
+                            raise _no_room_for_spill(spill_total)
                         raise OSError(-rc, os.strerror(-rc))
                     try:
                         sw.payload = spill
@@ -402,6 +496,7 @@ cdef class ProcessQueue:
 
     cdef _enqueue(self, _Serialized s, block, timeout):
         cdef int64_t deadline = _deadline_ns(block, timeout)
+        cdef uint64_t total
         if self.q.hdr.maxsize:
             self._put_serialized(s, block, deadline)
             return
@@ -413,10 +508,20 @@ cdef class ProcessQueue:
                 return
             except Full:
                 pass
+        total = self._payload_len(s)
+        if total == <uint64_t>-1 or total > _spill_above(self.q.cap):
+            # the feeder will make its segment: a full /dev/shm should fail this put, not that
+            st = os.statvfs("/dev/shm")
+            if <uint64_t>st.f_bavail * st.f_frsize < total:
+                raise _no_room_for_spill(total)
+        if self._member() < 0:  # no slot to count a backlog in: wait for room instead
+            self._put_serialized(s, True, -1)
+            return
         with self._backlog_lock:
             if self.q.hdr.shutdown:
                 raise ShutDown
             self._backlog.append(s)
+            fq_pending_add(&self.q, 1)  # unfinished from now on, for join() in every process
             if self._feeder is None:
                 self._feeder = threading.Thread(target=self._feed, name="fastq-feeder", daemon=True)
                 self._feeder.start()
@@ -424,6 +529,7 @@ cdef class ProcessQueue:
 
     def _feed(self):
         cdef _Serialized s
+        cdef Py_ssize_t n
         while True:
             with self._backlog_lock:
                 if not self._backlog:
@@ -431,25 +537,43 @@ cdef class ProcessQueue:
                     return
                 s = self._backlog[0]
             try:
-                self._put_serialized(s, True, -1)
-            except ShutDown:
+                self._put_serialized(s, True, -1, 1)
+            except ShutDown:  # an immediate shutdown: the backlog is discarded
                 with self._backlog_lock:
+                    n = len(self._backlog)
                     self._backlog.clear()
                     self._feeder = None
+                fq_pending_add(&self.q, -n)
                 return
+            except BaseException as exc:  # this item is lost (e.g. no room for its segment); later ones are not
+                self._feed_error = exc
             with self._backlog_lock:
                 self._backlog.popleft()
+            fq_pending_add(&self.q, -1)
+
+    cdef _raise_feed_error(self):
+        exc, self._feed_error = self._feed_error, None
+        raise OSError(getattr(exc, "errno", None) or 0,
+                      f"an item put earlier in this process could not be sent: {exc}") from exc
+
+    cdef int _check_put(self) except -1:
+        self._check()
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+        if self._feed_error is not None:
+            self._raise_feed_error()
+        return 0
 
     def put(self, obj, block=True, timeout=None):
         """Put obj into the queue. With maxsize > 0, block (at most `timeout` seconds) while
         the queue is full, then raise Full; with block false raise Full at once. An unpicklable
-        item raises here and leaves the queue as it was. Raises ShutDown after shutdown()."""
-        self._check()
-        if self._closed:
-            raise ValueError(f"Queue {self!r} is closed")
+        item raises here and leaves the queue as it was. Raises ShutDown after shutdown(), and
+        OSError if an item put earlier by this process could not be sent by the feeder thread
+        (that item is lost; this one is not queued)."""
+        self._check_put()
         if self.q.hdr.shutdown:
             raise ShutDown
-        self._enqueue(_serialize(obj), block, timeout)
+        self._enqueue(_serialize(obj, self._dumps), block, timeout)
 
     def put_nowait(self, obj):
         return self.put(obj, False)
@@ -457,10 +581,8 @@ cdef class ProcessQueue:
     def put_many(self, items, block=True, timeout=None):
         """Put every item in order (fastq extra). On a timeout (or with block false and no
         room) raise Full after inserting a prefix; its `inserted` attribute says how many."""
-        self._check()
-        if self._closed:
-            raise ValueError(f"Queue {self!r} is closed")
-        batch = [_serialize(obj) for obj in items]  # every error before anything is queued
+        self._check_put()
+        batch = [_serialize(obj, self._dumps) for obj in items]  # every error before anything is queued
         cdef int64_t deadline = _deadline_ns(block, timeout)
         cdef Py_ssize_t done = 0
         try:
@@ -477,91 +599,106 @@ cdef class ProcessQueue:
     # ---- get ----
 
     cdef object _take(self, fq_rslot *r):
-        """Claim and copy out the record peek found; _NOT_YET if another consumer took it."""
-        cdef fq_payload p
-        cdef uint64_t me = fq_self_ident(), spill_size = 0, o
+        """Claim and copy out the record peek found; _NOT_YET if another consumer took it (or
+        took it from us, judging us dead). Everything that can fail (opening a spill segment,
+        allocating) happens before the claim, so that an error leaves the item queued."""
+        cdef fq_payload p, sp
+        cdef uint64_t spill_size = 0
         cdef char *spill = NULL
-        cdef uint32_t i
         cdef int rc
         rc = fq_read_payload(r, &p)
         if rc == FQ_CORRUPT:
             _raise_for(rc)  # still READY at head: retrying would spin forever
         if rc != FQ_OK:
             return _NOT_YET  # reused under us: peek again
-        # Allocate before claiming: a MemoryError must not strand a claimed record.
-        if p.kind == FQ_KIND_BYTEARRAY:
-            main = PyByteArray_FromStringAndSize(NULL, p.main_len)
-        elif p.kind == FQ_KIND_SPILL:
-            main = None
-        else:
-            main = PyBytes_FromStringAndSize(NULL, p.main_len)
-        bufs = [PyByteArray_FromStringAndSize(NULL, fq_buf_len(&p, i)) for i in range(p.nbufs)]
+        if p.kind == FQ_KIND_SPILL:
+            rc = fq_spill_open(p.main, p.main_len, &spill, &spill_size)
+            if rc == FQ_AGAIN:  # gone: claimed and unlinked by another consumer, or never made
+                return self._drop_corrupt(r, NULL, "a large item's segment is missing")
+            if rc != 0:
+                if rc == -errno.EMFILE or rc == -errno.ENFILE:
+                    raise OSError(-rc, f"{os.strerror(-rc)}: cannot open the segment of a large item "
+                                  "(it stays queued)")
+                _raise_for(rc)
+            try:
+                if fq_payload_parse(spill, spill_size, &sp) != FQ_OK or sp.kind == FQ_KIND_SPILL:
+                    return self._drop_corrupt(r, p.main, "a spill segment is inconsistent")
+                return self._take_from(r, &sp, spill_size, p.main)
+            finally:
+                munmap(spill, spill_size)
+        return self._take_from(r, &p, r.len, NULL)
+
+    cdef object _take_from(self, fq_rslot *r, fq_payload *p, uint64_t total, const char *spill_name):
+        """_take's second half, over the payload p (`total` bytes): the record's own, or the
+        mapped segment of a spilled item, whose name spill_name is."""
+        cdef uint64_t me = fq_self_ident()
+        cdef int rc
+        parts = _alloc_parts(p, total)
+        if parts is None:
+            return self._drop_corrupt(r, spill_name, "a record's buffer lengths are inconsistent")
         if fq_claim(&self.q, r, me) != FQ_OK:
             return _NOT_YET
         try:
-            if p.kind == FQ_KIND_SPILL:
-                rc = fq_spill_open(p.main, p.main_len, &spill, &spill_size)
-                if rc != 0:
-                    _raise_for(rc)
-                try:
-                    if fq_payload_parse(spill, spill_size, &p) != FQ_OK or p.kind == FQ_KIND_SPILL:
-                        raise QueueCorrupted("a spill segment is inconsistent")
-                    return self._copy_out(&p)
-                finally:
-                    munmap(spill, spill_size)
-            self._fill(&p, main, bufs)
+            if spill_name != NULL:
+                fq_spill_unlink(spill_name, FQ_SPILL_NAME_LEN)  # ours now: nobody else opens it
+            _fill(p, parts[0], parts[1])
         finally:
-            fq_release(&self.q, r, me)
-        return _decode(p.kind, main, bufs)
+            rc = fq_release(&self.q, r, me)
+        if rc != FQ_OK:
+            return _NOT_YET  # judged dead meanwhile, and the record counted lost: the copy may be torn
+        return parts
 
-    cdef object _copy_out(self, fq_payload *p):
-        cdef uint32_t i
-        if p.kind == FQ_KIND_BYTEARRAY:
-            main = PyByteArray_FromStringAndSize(NULL, p.main_len)
-        else:
-            main = PyBytes_FromStringAndSize(NULL, p.main_len)
-        bufs = [PyByteArray_FromStringAndSize(NULL, fq_buf_len(p, i)) for i in range(p.nbufs)]
-        self._fill(p, main, bufs)
-        return _decode(p.kind, main, bufs)
+    cdef object _drop_corrupt(self, fq_rslot *r, const char *spill_name, str why):
+        """A READY record that can never be read: take it out of the queue (so the rest flows)
+        and raise QueueCorrupted; _NOT_YET if another consumer took it first."""
+        cdef uint64_t me = fq_self_ident()
+        if fq_claim(&self.q, r, me) != FQ_OK:
+            return _NOT_YET
+        if spill_name != NULL:
+            fq_spill_unlink(spill_name, FQ_SPILL_NAME_LEN)
+        fq_release(&self.q, r, me)
+        raise QueueCorrupted(why)
 
-    cdef int _fill(self, fq_payload *p, object main, list bufs) except -1:
-        cdef char *dst = PyByteArray_AS_STRING(main) if p.kind == FQ_KIND_BYTEARRAY else PyBytes_AS_STRING(main)
-        cdef uint64_t o = 16 + 8 * <uint64_t>p.nbufs + p.main_len, n
-        cdef const char *base = p.main - (16 + 8 * <uint64_t>p.nbufs)
-        cdef uint32_t i
-        if p.main_len > COPY_WITHOUT_GIL:
-            with nogil:
-                memcpy(dst, p.main, p.main_len)
-        else:
-            memcpy(dst, p.main, p.main_len)
-        for i in range(p.nbufs):
-            n = fq_buf_len(p, i)
-            o = fq_buf_start(o)
-            dst = PyByteArray_AS_STRING(bufs[i])
-            if n > COPY_WITHOUT_GIL:
-                with nogil:
-                    memcpy(dst, base + o, n)
-            else:
-                memcpy(dst, base + o, n)
-            o += n
+    cdef object _decode(self, tuple parts):
+        cdef uint32_t kind = parts[2]
+        if kind != FQ_KIND_PICKLE:
+            return parts[0]
+        if self._loads is not None:
+            return self._loads(parts[0])
+        bufs = parts[1]
+        return pickle.loads(parts[0], buffers=bufs) if bufs else pickle.loads(parts[0])
+
+    cdef int _check_get(self) except -1:
+        self._check()
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+        if self._failed is not None:  # get_many() took it after items it returned: it raises now
+            exc, self._failed = self._failed, None
+            raise exc
         return 0
 
     cdef object _get_one(self, block, int64_t deadline):
+        """The next item's parts (not decoded yet)."""
         cdef fq_rslot r
         cdef int rc
         while True:
+            if self.q.hdr.shutdown == FQ_SHUT_IMMEDIATE:
+                with nogil:
+                    fq_discard_all(&self.q, fq_self_ident())  # whatever a late writer published
+                raise ShutDown
             rc = fq_peek(&self.q, &r)  # never blocks
             if rc == FQ_OK:
-                item = self._take(&r)
-                if item is not _NOT_YET:
-                    return item
+                parts = self._take(&r)
+                if parts is not _NOT_YET:
+                    return parts
                 continue
             if rc != FQ_AGAIN:
                 _raise_for(rc)
-            if self.q.hdr.shutdown and self.q.hdr.head == self.q.hdr.tail:
-                raise ShutDown
+            if self.q.hdr.shutdown and self.q.hdr.head == self.q.hdr.tail and fq_pending(&self.q) == 0:
+                raise ShutDown  # drained, and no backlog holds an item accepted before the shutdown
             if not block or _remaining(deadline) <= 0:
                 raise Empty
+            self._member()
             with nogil:
                 fq_wait_not_empty(&self.q, min(FQ_SLICE_NS, _remaining(deadline)))
             if PyErr_CheckSignals() < 0:
@@ -570,46 +707,54 @@ cdef class ProcessQueue:
     def get(self, block=True, timeout=None):
         """Remove and return an item. Block (at most `timeout` seconds) until one is there,
         then raise Empty; with block false raise Empty at once. Raises ShutDown once the queue
-        is shut down and empty."""
-        self._check()
-        if self._closed:
-            raise ValueError(f"Queue {self!r} is closed")
-        return self._get_one(block, _deadline_ns(block, timeout))
+        is shut down and empty (at once after an immediate shutdown). An item that cannot be
+        unpickled raises here, once, and is gone."""
+        self._check_get()
+        return self._decode(self._get_one(block, _deadline_ns(block, timeout)))
 
     def get_nowait(self):
         return self.get(False)
 
     def get_many(self, max_items, block=True, timeout=None):
         """Remove and return a list of up to `max_items` items, waiting only for the first
-        (fastq extra)."""
-        self._check()
-        if self._closed:
-            raise ValueError(f"Queue {self!r} is closed")
+        (fastq extra). If an item after the first cannot be unpickled, the items before it are
+        returned and the next get() or get_many() raises its error."""
+        self._check_get()
         cdef Py_ssize_t n = max_items
         if n < 1:
             raise ValueError("'max_items' must be at least 1")
-        out = [self._get_one(block, _deadline_ns(block, timeout))]
+        out = [self._decode(self._get_one(block, _deadline_ns(block, timeout)))]
         cdef fq_rslot r
         cdef int rc
-        while len(out) < n:  # then take what is there, without waiting or raising
+        while len(out) < n:  # then take what is there, without waiting
             rc = fq_peek(&self.q, &r)
-            if rc == FQ_CORRUPT:
-                _raise_for(rc)
-            if rc != FQ_OK:
+            if rc != FQ_OK or self.q.hdr.shutdown == FQ_SHUT_IMMEDIATE:
+                break  # an error (QueueCorrupted) raises at the next get, with nothing taken
+            try:
+                parts = self._take(&r)
+            except QueueCorrupted as exc:  # a record no one can read, taken out: it raises once
+                self._failed = exc
                 break
-            item = self._take(&r)
-            if item is not _NOT_YET:
-                out.append(item)
+            except Exception:
+                break  # nothing was claimed (EMFILE...): the item stays queued, the next get raises
+            if parts is _NOT_YET:
+                continue
+            try:
+                out.append(self._decode(parts))
+            except Exception as exc:
+                self._failed = exc
+                break
         return out
 
     # ---- sizes ----
 
     def qsize(self):
-        """Return the approximate number of items (not reliable!)."""
+        """Return the approximate number of items (not reliable!), every process's backlog
+        included."""
         self._check()
         cdef uint64_t items = 0
         fq_items(&self.q, &items)
-        return items + len(self._backlog)
+        return items + fq_pending(&self.q)
 
     def empty(self):
         return self.qsize() == 0
@@ -626,14 +771,18 @@ cdef class ProcessQueue:
             raise ValueError("task_done() called too many times")
 
     def join(self, timeout=None):
-        """Block until every item ever put has been taken and task_done() called for it. With
-        a timeout (fastq extra), return False if that did not happen in time, else True."""
+        """Block until every item ever put (a backlog's too) has been taken and task_done()
+        called for it. With a timeout (fastq extra), return False if that did not happen in
+        time, else True."""
         self._check()
         cdef int64_t deadline = _deadline_ns(True, timeout)
         while fq_unfinished(&self.q):
             if _remaining(deadline) <= 0:
                 return False
+            self._member()
             with nogil:
+                if self.q.hdr.shutdown == FQ_SHUT_IMMEDIATE:
+                    fq_discard_all(&self.q, fq_self_ident())  # a late writer's item counts done too
                 fq_wait_joined(&self.q, min(FQ_SLICE_NS, _remaining(deadline)))
             if PyErr_CheckSignals() < 0:
                 raise KeyboardInterrupt
@@ -644,25 +793,24 @@ cdef class ProcessQueue:
     def shutdown(self, immediate=False):
         """Shut the queue down in every process: put raises ShutDown; get raises it once the
         queue is empty (at once with immediate, which discards queued items, counting them
-        done). Every blocked caller wakes up."""
+        done). Every blocked caller wakes up. Never waits for another process."""
         self._check()
-        cdef uint64_t me = fq_self_ident()
-        cdef int rc = FQ_LOCKED
-        while rc == FQ_LOCKED:
-            with nogil:
-                rc = fq_shutdown(&self.q, me)
-            if PyErr_CheckSignals() < 0:
-                raise KeyboardInterrupt
-        if rc != FQ_OK:
-            _raise_for(rc)
+        cdef Py_ssize_t n
+        cdef int rc
+        fq_shutdown(&self.q, FQ_SHUT_IMMEDIATE if immediate else FQ_SHUT_GRACEFUL)
         if immediate:
+            with self._backlog_lock:  # this process's backlog goes too
+                n = len(self._backlog)
+                self._backlog.clear()
+            fq_pending_add(&self.q, -n)
             with nogil:
-                rc = fq_discard_all(&self.q, me)
+                rc = fq_discard_all(&self.q, fq_self_ident())
             if rc != FQ_OK:
                 _raise_for(rc)
 
     @property
     def is_shutdown(self):
+        self._check()
         return bool(self.q.hdr.shutdown)
 
     # ---- producer registration, for IterableQueue (iterable.py) ----
@@ -674,7 +822,7 @@ cdef class ProcessQueue:
         cdef uint64_t value = fq_st(FQ_ROLE_PRODUCER, fq_self_ident())
         i = fq_slot_claim(&self.q, FQ_ROLE_PRODUCER, fq_self_ident())
         if i < 0:
-            raise RuntimeError("too many live producers for one IterableQueue")
+            raise RuntimeError(f"too many live producers for one IterableQueue (at most {FQ_SLOTS} processes)")
         return (i, value)
 
     def _producer_adopt(self, token):
@@ -711,9 +859,10 @@ cdef class ProcessQueue:
         self.join_thread()
 
     def _drained(self):
-        """Nothing queued and nothing being written: true emptiness, for IterableQueue."""
+        """Nothing queued, nothing being written, no backlog anywhere: true emptiness, for
+        IterableQueue."""
         self._check()
-        return self.q.hdr.head == self.q.hdr.tail and not self._backlog
+        return self.q.hdr.head == self.q.hdr.tail and not self._backlog and fq_pending(&self.q) == 0
 
     def close(self):
         """This process will put no more items (as in multiprocessing). Items still in the
@@ -721,20 +870,71 @@ cdef class ProcessQueue:
         self._closed = True
 
     def join_thread(self):
-        """Wait until this process's backlog is in the ring (multiprocessing: the feeder thread)."""
+        """Wait until this process's backlog is in the ring (multiprocessing: the feeder thread).
+        Raises OSError if the feeder had to drop an item (see put)."""
         feeder = self._feeder
         if feeder is not None:
             feeder.join()
+        if self._feed_error is not None:
+            self._raise_feed_error()
 
     def cancel_join_thread(self):
         """Do not wait for the backlog at exit (as in multiprocessing)."""
         self._cancel_flush = True
 
 
+cdef tuple _alloc_parts(fq_payload *p, uint64_t total):
+    """(main, bufs, kind): the output objects for a parsed payload, or None if its buffer lengths
+    do not fit in `total` bytes. Each length is read once from shared memory: a process rewriting
+    the segment under us must not make the copy overrun what was allocated."""
+    cdef uint64_t o = 16 + 8 * <uint64_t>p.nbufs + p.main_len, n
+    cdef uint32_t i
+    if p.kind == FQ_KIND_BYTEARRAY:
+        main = PyByteArray_FromStringAndSize(NULL, p.main_len)
+    else:
+        main = PyBytes_FromStringAndSize(NULL, p.main_len)
+    bufs = []
+    for i in range(p.nbufs):
+        n = fq_buf_len(p, i)
+        o = fq_buf_start(o)
+        if o > total or n > total - o:
+            return None
+        bufs.append(PyByteArray_FromStringAndSize(NULL, n))
+        o += n
+    return (main, bufs, p.kind)
+
+
+cdef int _fill(fq_payload *p, object main, list bufs) except -1:
+    """Copy a payload out into the objects _alloc_parts made (their sizes, not the segment's)."""
+    cdef char *dst = PyByteArray_AS_STRING(main) if p.kind == FQ_KIND_BYTEARRAY else PyBytes_AS_STRING(main)
+    cdef uint64_t o = 16 + 8 * <uint64_t>p.nbufs + p.main_len, n
+    cdef const char *base = p.main - (16 + 8 * <uint64_t>p.nbufs)
+    cdef Py_ssize_t i
+    if p.main_len > COPY_WITHOUT_GIL:
+        with nogil:
+            memcpy(dst, p.main, p.main_len)
+    else:
+        memcpy(dst, p.main, p.main_len)
+    for i in range(len(bufs)):
+        n = PyByteArray_GET_SIZE(bufs[i])
+        o = fq_buf_start(o)
+        dst = PyByteArray_AS_STRING(bufs[i])
+        if n > COPY_WITHOUT_GIL:
+            with nogil:
+                memcpy(dst, base + o, n)
+        else:
+            memcpy(dst, base + o, n)
+        o += n
+    return 0
+
+
 def _flush_at_exit(ref):
     q = ref()
     if q is not None and not (<ProcessQueue>q)._cancel_flush:
-        q.join_thread()
+        try:
+            q.join_thread()
+        except OSError:
+            pass  # at exit there is nobody left to tell
 
 
 cdef _register_flush(ProcessQueue q):
@@ -742,9 +942,3 @@ cdef _register_flush(ProcessQueue q):
     import weakref
     from multiprocessing import util
     util.Finalize(q, _flush_at_exit, args=(weakref.ref(q),), exitpriority=-5)
-
-
-cdef object _decode(uint32_t kind, object main, list bufs):
-    if kind == FQ_KIND_PICKLE:
-        return pickle.loads(main, buffers=bufs) if bufs else pickle.loads(main)
-    return main

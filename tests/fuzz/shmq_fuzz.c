@@ -93,7 +93,7 @@ static void put_one(fq_shmq *q, reader *in, unsigned op)
     if (total == UINT64_MAX)
         finding("fq_payload_len overflowed on sane lengths", 0);
     fq_wslot w;
-    int rc = fq_reserve(q, me, total, &w, 0);
+    int rc = fq_reserve(q, me, total, &w, 0, 0);
     check_rc("fq_reserve (traffic)", rc);
     if (rc != FQ_OK)
         return;
@@ -170,7 +170,7 @@ static int take(fq_shmq *q, const fq_rslot *s)
         char *spill = NULL;
         uint64_t size = 0;
         rc = fq_spill_open(p.main, p.main_len, &spill, &size);
-        if (rc == FQ_CORRUPT)
+        if (rc == FQ_CORRUPT || rc == FQ_AGAIN)  /* claimed: a missing segment is inconsistent */
             out = TAKE_CORRUPT;
         else if (rc < 0)
             out = TAKE_OSERROR;
@@ -181,6 +181,7 @@ static int take(fq_shmq *q, const fq_rslot *s)
             else
                 fill(&sp);
             munmap(spill, size);
+            fq_spill_unlink(p.main, p.main_len);
         }
     } else {
         fill(&p);
@@ -397,7 +398,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
         fq_wslot w;
         uint64_t main_len = (uint64_t)u8(&in) * (i + 1) * 7, zero = 0;
         uint64_t len = fq_payload_len(0, main_len, &zero);
-        rc = fq_reserve(&q, me, len, &w, 0);
+        rc = fq_reserve(&q, me, len, &w, 0, 0);
         check_rc("fq_reserve", rc);
         if (rc == FQ_OK) {
             char *main = fq_payload_write_header(w.payload, 0, FQ_KIND_BYTES, main_len, &zero);

@@ -1,4 +1,4 @@
-/* fq_shmq: the shared-memory ring behind ProcessQueue (design: shared/design/SHM-QUEUE.md).
+/* fq_shmq: the shared-memory ring behind ProcessQueue (design: docs/design/SHM-QUEUE.md).
  *
  * One segment: a 4 KiB header, then an arena of `cap` bytes (a power of two). Cursors are
  * absolute 64-bit byte positions that only grow (no ABA); a record lives at (cursor & (cap-1)),
@@ -13,6 +13,9 @@
  *     (release), then next_seq. The payload is copied after unlocking, then the state is CAS'd
  *     WRITING|ident -> READY|lap. The lock owner is named in the lock word, and `undo` holds
  *     {tail, next_seq} as they were when the lock was last free, so a thief can repair next_seq.
+ *     The undo record takes two stores, so whoever rewrites it (unlock, a PAD, a thief) first
+ *     sets FQ_LOCK_FLUX in the lock word: a thief that finds the bit knows next_seq is already
+ *     right and only the undo record needs rewriting.
  *   consumers, lock-free: CAS state READY|lap -> READING|ident, CAS head forward, copy out,
  *     CAS READING|ident -> DONE|lap, then walk `free` forward over DONE/PAD/ABANDONED records.
  *
@@ -24,7 +27,18 @@
  *   - a consumer that died reading: its READING record stops `free`; a producer that finds the
  *     ring full, or a consumer releasing a record (once a slice), checks the reader, and marks a
  *     dead one's record DONE (the message is lost) and unlinks the spill segment it names;
- *   - a waiter that died asleep: its count in *_waiters stays, costing spurious wakes only.
+ *   - a waiter that died asleep: its marks in *_waiters stay until a sweep of the participant
+ *     table (fq_slot_sweep) finds its slot's owner dead and takes them back; a kill between the
+ *     two increments of a mark leaves an overcount (spurious wakes), never an undercount.
+ *   - a process whose backlog (items put() accepted, not yet in the ring) died with it: the
+ *     sweep drops its slot's pending count, so join() does not wait for items that are gone.
+ *
+ * Liveness (fq_dead): the owner's pid is gone, its start time differs, it is a zombie, or it no
+ * longer maps this segment (it called exec, or let go of the queue).
+ *
+ * Crash points: built with FASTQ_CRASHPOINTS (tests only: tools/sanitize), fq_cp() before every
+ * store or CAS to the segment counts, and an armed process stops dead (SIGKILL, or SIGSTOP) at
+ * its Nth point; tests/test_crashpoints.py enumerates them.
  *
  * Counts are derived: items = next_seq - seq(record at head), unfinished = next_seq - dones.
  * Every value read from the segment is loaded once into a local and validated before use;
@@ -42,16 +56,22 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include "proc.h"
 
 #define FQ_SHM_MAGIC UINT64_C(0x4D48535154534146) /* "FASTQSHM" little-endian */
-#define FQ_SHM_VERSION 1
+#define FQ_SHM_VERSION 2
 #define FQ_SHM_HEADER 4096
 #define FQ_REC_HDR 32
 #define FQ_SLICE_NS INT64_C(20000000) /* bounds crash recovery, shutdown and Ctrl-C latency */
 #define FQ_MAX_NBUFS 4096
 #define FQ_SLOTS 128
-#define FQ_ROLE_PRODUCER UINT64_C(1)
+#define FQ_ROLE_PRODUCER UINT64_C(1) /* IterableQueue's producers */
+#define FQ_ROLE_MEMBER UINT64_C(2)   /* a process's handle: its sleepers and its backlog */
+#define FQ_ROLE_SWEEP UINT64_C(3)    /* a dead owner's slot being cleared by the ident named */
+#define FQ_LOCK_FLUX (UINT64_C(1) << 60) /* in rlock: the undo record is being rewritten */
+#define FQ_SHUT_GRACEFUL 1
+#define FQ_SHUT_IMMEDIATE 2
 
 enum { FQ_OK = 0, FQ_AGAIN = 1, FQ_SHUT = 2, FQ_CORRUPT = 3, FQ_LOCKED = 4, FQ_TOOBIG = 5 };
 enum { FQ_WRITING = 1, FQ_READY = 2, FQ_READING = 3, FQ_DONE = 4, FQ_PAD = 5, FQ_ABANDONED = 6 };
@@ -78,6 +98,8 @@ typedef struct {
     FQ_LINE _Atomic uint32_t shutdown;
     _Atomic uint32_t endpoints_closed;    /* IterableQueue: no producer will register any more */
     FQ_LINE _Atomic uint64_t slots[FQ_SLOTS]; /* participants: role << 60 | ident, 0 = free */
+    _Atomic uint64_t slot_pending[FQ_SLOTS];  /* MEMBER: items in its backlog */
+    _Atomic uint64_t slot_waits[FQ_SLOTS];    /* MEMBER: its sleepers, 16 bits per futex word */
 } fq_shm_header;
 
 _Static_assert(sizeof(fq_shm_header) <= FQ_SHM_HEADER, "header fits its page");
@@ -106,7 +128,45 @@ typedef struct {
     _Atomic int64_t last_reader_check;
     _Atomic int64_t spin_ns;  /* the adaptive spin before a consumer sleeps; -1: never (one CPU) */
     _Atomic int spin_skips;
+    _Atomic int member;       /* this process's MEMBER slot for this handle, -1: none */
+    uint64_t dev_major, dev_minor, ino;  /* the segment's file, for fq_dead's mapping check */
 } fq_shmq;
+
+/* ---- crash points (test builds only) ---- */
+#ifdef FASTQ_CRASHPOINTS
+#include <signal.h>
+static _Atomic long fq_cp_countdown;  /* > 0: stop dead when it reaches 0 */
+static _Atomic long fq_cp_passed;     /* points passed, for enumeration */
+static _Atomic long fq_cp_waits;      /* futex waits entered: progress is counted, not timed */
+static _Atomic int fq_cp_signal = SIGKILL;
+static inline void fq_cp(void)
+{
+    atomic_fetch_add(&fq_cp_passed, 1);
+    if (atomic_load(&fq_cp_countdown) > 0 && atomic_fetch_sub(&fq_cp_countdown, 1) == 1)
+        kill(getpid(), fq_cp_signal);
+}
+#define FQ_CP_WAIT() atomic_fetch_add(&fq_cp_waits, 1)
+#else
+#define fq_cp() ((void)0)
+#define FQ_CP_WAIT() ((void)0)
+#endif
+
+/* Arm the crash points: stop dead with signal sig at the nth point from now (0: disarm). Returns
+ * the points passed since the previous call (*waits: futex waits entered), or -1 in a build
+ * without crash points. */
+static long fq_cp_arm(long n, int sig, long *waits)
+{
+#ifdef FASTQ_CRASHPOINTS
+    fq_cp_signal = sig;
+    atomic_store(&fq_cp_countdown, n);
+    *waits = atomic_exchange(&fq_cp_waits, 0);
+    return atomic_exchange(&fq_cp_passed, 0);
+#else
+    (void)n, (void)sig;
+    *waits = 0;
+    return -1;
+#endif
+}
 
 typedef struct {     /* a reserved record, being written */
     fq_rec *rec;
@@ -137,6 +197,16 @@ static inline fq_rec *fq_rec_at(const fq_shmq *q, uint64_t pos)
     return (fq_rec *)(q->arena + (pos & (q->cap - 1) & ~UINT64_C(63)));
 }
 static inline uint64_t fq_align64(uint64_t n) { return (n + 63) & ~UINT64_C(63); }
+
+/* 1 when the participant named by ident can hold nothing in this segment any more: its process
+ * is gone (fq_ident_dead), or lives on without mapping the segment (after exec, or once it let
+ * go of the queue; a mapping it cannot read counts as held). */
+static int fq_dead(const fq_shmq *q, uint64_t ident)
+{
+    if (fq_ident_dead(ident))
+        return 1;
+    return fq_proc_unmapped(fq_ident_pid(ident), q->dev_major, q->dev_minor, q->ino) == 1;
+}
 
 /* ---- payload layout: u32 nbufs, u32 kind, u64 main_len, u64 buf_len[nbufs], main bytes, then
  * each out-of-band buffer at an offset o with (FQ_REC_HDR + o) % 64 == 0 ---- */
@@ -227,6 +297,7 @@ static void fq_spill_unlink(const char *name, uint64_t len)
     char buf[FQ_SPILL_NAME_LEN + 1];
     if (!fq_spill_name_ok(name, len))
         return;
+    fq_cp();
     memcpy(buf, name, FQ_SPILL_NAME_LEN);
     buf[FQ_SPILL_NAME_LEN] = '\0';
     shm_unlink(buf);
@@ -255,6 +326,7 @@ static int fq_spill_name_of(const char *payload, uint64_t len, char name[FQ_SPIL
 /* Create and map a spill segment of `size` bytes (mode 0600, O_EXCL). 0 or -errno. */
 static int fq_spill_create(const char *name, uint64_t size, char **out)
 {
+    fq_cp();
     int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
@@ -274,9 +346,11 @@ static int fq_spill_create(const char *name, uint64_t size, char **out)
     return 0;
 }
 
-/* Map a spill segment read-only and unlink its name. 0, -errno, or FQ_CORRUPT. A READY record
- * naming a segment that does not exist (or is empty) is inconsistent: only its consumer unlinks
- * it, and a producer publishes the name only after filling the segment. */
+/* Map a spill segment read-only: 0, -errno, FQ_AGAIN (no such segment) or FQ_CORRUPT. The
+ * consumer does this before it claims the record, so that a failure (EMFILE, ENOMEM) leaves the
+ * item queued; it unlinks the name once the claim is won. A segment that is missing while its
+ * record is still READY is inconsistent (only the claimant unlinks it, and a producer publishes
+ * the name only after filling the segment): the caller tells that from a lost race. */
 static int fq_spill_open(const char *name, uint64_t name_len, char **out, uint64_t *size)
 {
     char buf[FQ_SPILL_NAME_LEN + 1];
@@ -286,8 +360,7 @@ static int fq_spill_open(const char *name, uint64_t name_len, char **out, uint64
     buf[FQ_SPILL_NAME_LEN] = '\0';
     int fd = shm_open(buf, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0)
-        return errno == ENOENT ? FQ_CORRUPT : -errno;
-    shm_unlink(buf);
+        return errno == ENOENT ? FQ_AGAIN : -errno;
     struct stat st;
     void *p = MAP_FAILED;
     int err = 0, corrupt = 0;
@@ -367,14 +440,16 @@ static void fq_advance_free(fq_shmq *q, int check_dead)
                 continue;
             }
             if (kind == FQ_READING && check_dead && fq_ident_valid(v) && fq_reader_check_due(q, check_dead) &&
-                fq_ident_dead(v)) {
+                fq_dead(q, v)) {
                 /* a reader killed before it opened (and unlinked) a spill segment leaves it */
                 char name[FQ_SPILL_NAME_LEN];
                 uint32_t len = r->len;
                 int spill = len <= size - FQ_REC_HDR && fq_spill_name_of((const char *)r + FQ_REC_HDR, len, name);
+                fq_cp();
                 if (atomic_compare_exchange_strong(&r->state, &st, fq_st(FQ_DONE, fq_lap(q, f)))) {
                     if (spill)
                         fq_spill_unlink(name, FQ_SPILL_NAME_LEN);
+                    fq_cp();
                     atomic_fetch_add(&h->dones, 1);
                     fq_wake(&h->jd_seq, &h->jd_waiters, INT32_MAX);
                 }
@@ -384,6 +459,7 @@ static void fq_advance_free(fq_shmq *q, int check_dead)
         }
         if (f == f0)
             return;
+        fq_cp();
         if (atomic_compare_exchange_strong(&h->free, &f0, f))
             return;
     }
@@ -394,25 +470,77 @@ static void fq_advance_free(fq_shmq *q, int check_dead)
 static int fq_try_lock(fq_shm_header *h, uint64_t me)
 {
     uint64_t zero = 0;
+    fq_cp();
     return atomic_compare_exchange_strong_explicit(&h->rlock, &zero, me, memory_order_acquire,
                                                    memory_order_relaxed);
 }
 
-static void fq_unlock(fq_shmq *q)
+/* Rewrite the undo record to {tail, next_seq}, under FQ_LOCK_FLUX (the lock word is ours), and
+ * leave the lock word as `after`: 0 unlocks, `me` keeps the lock. */
+static void fq_set_undo(fq_shm_header *h, uint64_t me, uint64_t after)
+{
+    fq_cp();
+    atomic_store_explicit(&h->rlock, me | FQ_LOCK_FLUX, memory_order_relaxed);
+    fq_cp();
+    atomic_store_explicit(&h->undo_tail, atomic_load_explicit(&h->tail, memory_order_relaxed),
+                          memory_order_release);
+    fq_cp();
+    atomic_store_explicit(&h->undo_seq, atomic_load_explicit(&h->next_seq, memory_order_relaxed),
+                          memory_order_release);
+    fq_cp();
+    atomic_store_explicit(&h->rlock, after, memory_order_release);
+}
+
+/* ---- the participant table's sleeper marks (see fq_slot_sweep) ---- */
+
+enum { FQ_W_NE = 0, FQ_W_NF = 1, FQ_W_JD = 2, FQ_W_LK = 3 };
+
+static inline _Atomic uint32_t *fq_waiters_word(fq_shm_header *h, int word)
+{
+    switch (word) {
+    case FQ_W_NE: return &h->ne_waiters;
+    case FQ_W_NF: return &h->nf_waiters;
+    case FQ_W_JD: return &h->jd_waiters;
+    default: return &h->lk_waiters;
+    }
+}
+
+/* Mark (up) or unmark a sleeper: the shared count first and the slot's after, and the other way
+ * round when unmarking, so that a kill between the two leaves an overcount, never an under. */
+static inline void fq_mark(fq_shmq *q, int word, int up)
 {
     fq_shm_header *h = q->hdr;
-    atomic_store_explicit(&h->undo_tail, atomic_load_explicit(&h->tail, memory_order_relaxed),
-                          memory_order_relaxed);
-    atomic_store_explicit(&h->undo_seq, atomic_load_explicit(&h->next_seq, memory_order_relaxed),
-                          memory_order_relaxed);
-    atomic_store_explicit(&h->rlock, 0, memory_order_release);
+    int i = atomic_load_explicit(&q->member, memory_order_relaxed);
+    uint64_t unit = UINT64_C(1) << (16 * word);
+    if (up) {
+        fq_cp();
+        atomic_fetch_add(fq_waiters_word(h, word), 1);
+        if (i >= 0) {
+            fq_cp();
+            atomic_fetch_add(&h->slot_waits[i], unit);
+        }
+    } else {
+        if (i >= 0) {
+            fq_cp();
+            atomic_fetch_sub(&h->slot_waits[i], unit);
+        }
+        fq_cp();
+        atomic_fetch_sub(fq_waiters_word(h, word), 1);
+    }
+}
+
+static void fq_unlock(fq_shmq *q, uint64_t me)
+{
+    fq_shm_header *h = q->hdr;
+    fq_set_undo(h, me, 0);
     fq_wake(&h->lk_seq, &h->lk_waiters, 1);
 }
 
-/* Take the reserve lock: FQ_OK or FQ_LOCKED. Impatient (with the GIL held) it only spins a
- * little; patient (without the GIL) it also sleeps, for about one slice, and steals a dead
- * owner's lock, repairing next_seq from undo. */
-static int fq_lock(fq_shmq *q, uint64_t me, int patient)
+/* Take the reserve lock: FQ_OK or FQ_LOCKED. With no patience (the GIL held) it only spins a
+ * little; with patience (without the GIL) it also sleeps, up to patience_ns, and once it has
+ * waited a whole slice steals a dead owner's lock, repairing next_seq from undo. A live owner
+ * that is stopped (SIGSTOP) holds it as long as it is stopped: the caller's timeout decides. */
+static int fq_lock(fq_shmq *q, uint64_t me, int64_t patience_ns)
 {
     fq_shm_header *h = q->hdr;
     for (int i = 0; i < 1000; i++) {
@@ -420,27 +548,43 @@ static int fq_lock(fq_shmq *q, uint64_t me, int patient)
             return FQ_OK;
         fq_cpu_relax();
     }
-    if (!patient)
+    if (patience_ns <= 0)
         return FQ_LOCKED;
     int64_t start = fq_now_ns();
     for (;;) {
+        int64_t left = patience_ns - (fq_now_ns() - start);
         uint32_t seq = atomic_load(&h->lk_seq);
-        atomic_fetch_add(&h->lk_waiters, 1);
-        if (atomic_load(&h->rlock) != 0)
-            fq_futex_wait(&h->lk_seq, seq, 2000000);
-        atomic_fetch_sub(&h->lk_waiters, 1);
+        fq_mark(q, FQ_W_LK, 1);
+        if (atomic_load(&h->rlock) != 0 && left > 0) {
+            FQ_CP_WAIT();
+            fq_futex_wait(&h->lk_seq, seq, left < 2000000 ? left : 2000000);
+        }
+        fq_mark(q, FQ_W_LK, 0);
         if (fq_try_lock(h, me))
             return FQ_OK;
-        if (fq_now_ns() - start < FQ_SLICE_NS)
-            continue;
-        uint64_t owner = atomic_load(&h->rlock);
-        if (owner != 0 && owner != me && fq_ident_dead(owner) &&
-            atomic_compare_exchange_strong(&h->rlock, &owner, me)) {
-            uint64_t tail0 = atomic_load(&h->undo_tail), seq0 = atomic_load(&h->undo_seq);
-            atomic_store(&h->next_seq, atomic_load(&h->tail) != tail0 ? seq0 + 1 : seq0);
-            return FQ_OK;
+        int64_t waited = fq_now_ns() - start;
+        if (waited < FQ_SLICE_NS) {
+            if (waited < patience_ns)
+                continue;
+            return FQ_LOCKED;
         }
-        return FQ_LOCKED;
+        /* Steal a dead owner's lock. Without FLUX the undo record is whole and the repair below
+         * is idempotent (a thief killed before rewriting the record leaves it for the next);
+         * with FLUX next_seq is right already, and the bit stays until the record is rewritten. */
+        uint64_t owner = atomic_load(&h->rlock);
+        uint64_t flux = owner & FQ_LOCK_FLUX;
+        if (owner == 0 || (owner & FQ_LOW60) == me || !fq_dead(q, owner & FQ_LOW60))
+            return FQ_LOCKED;
+        fq_cp();
+        if (!atomic_compare_exchange_strong(&h->rlock, &owner, me | flux))
+            return FQ_LOCKED;
+        if (!flux) {
+            uint64_t tail0 = atomic_load(&h->undo_tail), seq0 = atomic_load(&h->undo_seq);
+            fq_cp();
+            atomic_store(&h->next_seq, atomic_load(&h->tail) != tail0 ? seq0 + 1 : seq0);
+        }
+        fq_set_undo(h, me, me);
+        return FQ_OK;
     }
 }
 
@@ -476,18 +620,20 @@ static int fq_items(fq_shmq *q, uint64_t *items)
 
 /* Reserve a record for `len` payload bytes: FQ_OK (fill w->payload, then fq_publish), FQ_AGAIN
  * (full: wait with fq_wait_not_full), FQ_SHUT, FQ_LOCKED (wait: call again), FQ_TOOBIG, or
- * FQ_CORRUPT. */
-static int fq_reserve(fq_shmq *q, uint64_t me, uint64_t len, fq_wslot *w, int patient)
+ * FQ_CORRUPT. `accepted`: the item was accepted before a graceful shutdown (a backlog's), so
+ * only an immediate one refuses it. */
+static int fq_reserve(fq_shmq *q, uint64_t me, uint64_t len, fq_wslot *w, int64_t patience_ns, int accepted)
 {
     fq_shm_header *h = q->hdr;
     uint64_t cap = q->cap, size = fq_align64(FQ_REC_HDR + len);
     if (len > UINT32_MAX || size > cap)
         return FQ_TOOBIG;
-    int rc = fq_lock(q, me, patient);
+    int rc = fq_lock(q, me, patience_ns);
     if (rc != FQ_OK)
         return rc;
     for (;;) {
-        if (atomic_load(&h->shutdown)) {
+        uint32_t shut = atomic_load(&h->shutdown);
+        if (shut == FQ_SHUT_IMMEDIATE || (shut && !accepted)) {
             rc = FQ_SHUT;
             break;
         }
@@ -526,20 +672,37 @@ static int fq_reserve(fq_shmq *q, uint64_t me, uint64_t len, fq_wslot *w, int pa
         }
         uint64_t seq = atomic_load_explicit(&h->next_seq, memory_order_relaxed);
         fq_rec *r = fq_rec_at(q, tail);
+        fq_cp();
         r->seq = seq;
+        fq_cp();
         r->pos = tail;
         if (off + size > cap) {  /* pad to the end of the lap, then retry at offset 0 */
+            fq_cp();
             r->size = (uint32_t)(cap - off);
+            fq_cp();
             r->len = 0;
+            fq_cp();
             atomic_store_explicit(&r->state, fq_st(FQ_PAD, fq_lap(q, tail)), memory_order_relaxed);
+            /* tail and undo_tail move together, under FLUX: a PAD is no message */
+            fq_cp();
+            atomic_store_explicit(&h->rlock, me | FQ_LOCK_FLUX, memory_order_relaxed);
+            fq_cp();
             atomic_store_explicit(&h->tail, tail + (cap - off), memory_order_release);
-            atomic_store(&h->undo_tail, tail + (cap - off));
+            fq_cp();
+            atomic_store_explicit(&h->undo_tail, tail + (cap - off), memory_order_release);
+            fq_cp();
+            atomic_store_explicit(&h->rlock, me, memory_order_release);
             continue;
         }
+        fq_cp();
         r->size = (uint32_t)size;
+        fq_cp();
         r->len = (uint32_t)len;
+        fq_cp();
         atomic_store_explicit(&r->state, fq_st(FQ_WRITING, me), memory_order_relaxed);
+        fq_cp();
         atomic_store_explicit(&h->tail, tail + size, memory_order_release); /* linearization point */
+        fq_cp();
         atomic_store_explicit(&h->next_seq, seq + 1, memory_order_release);
         w->rec = r;
         w->payload = (char *)r + FQ_REC_HDR;
@@ -547,18 +710,25 @@ static int fq_reserve(fq_shmq *q, uint64_t me, uint64_t len, fq_wslot *w, int pa
         rc = FQ_OK;
         break;
     }
-    fq_unlock(q);
+    fq_unlock(q, me);
     return rc;
 }
 
 /* Mark a filled record READY and wake a consumer. Returns FQ_OK, or FQ_AGAIN if somebody had
  * judged us dead and abandoned the record (the message is lost; put has done its part). */
+static int fq_discard_all(fq_shmq *q, uint64_t me);
+
 static int fq_publish(fq_shmq *q, const fq_wslot *w, uint64_t me)
 {
     uint64_t expect = fq_st(FQ_WRITING, me);
+    fq_cp();
     int ok = atomic_compare_exchange_strong_explicit(&w->rec->state, &expect,
                                                      fq_st(FQ_READY, fq_lap(q, w->pos)),
                                                      memory_order_release, memory_order_relaxed);
+    /* an immediate shutdown came while we copied: what we published goes too (and whatever
+     * waited behind us, which the shutdown's own discard could not pass) */
+    if (atomic_load(&q->hdr->shutdown) == FQ_SHUT_IMMEDIATE)
+        fq_discard_all(q, me);
     fq_wake(&q->hdr->ne_seq, &q->hdr->ne_waiters, 1);
     return ok ? FQ_OK : FQ_AGAIN;
 }
@@ -568,7 +738,9 @@ static int fq_publish(fq_shmq *q, const fq_wslot *w, uint64_t me)
 static void fq_abandon(fq_shmq *q, const fq_wslot *w, uint64_t me)
 {
     uint64_t expect = fq_st(FQ_WRITING, me);
+    fq_cp();
     if (atomic_compare_exchange_strong(&w->rec->state, &expect, fq_st(FQ_ABANDONED, fq_lap(q, w->pos)))) {
+        fq_cp();
         atomic_fetch_add(&q->hdr->dones, 1);
         fq_wake(&q->hdr->jd_seq, &q->hdr->jd_waiters, INT32_MAX);
     }
@@ -597,12 +769,10 @@ static int fq_peek(fq_shmq *q, fq_rslot *s)
         int valid = hd < t && t - hd <= cap && pos == hd && size >= 64 && size % 64 == 0 &&
                     (hd & (cap - 1)) + size <= cap && size <= t - hd && len <= size - FQ_REC_HDR;
         if (valid) {
-            if ((kind == FQ_PAD || kind == FQ_ABANDONED || kind == FQ_DONE) && v == fq_lap(q, hd)) {
-                atomic_compare_exchange_strong(&h->head, &hd, hd + size);
-                continue;
-            }
-            if (kind == FQ_READING && fq_ident_valid(v)) {
-                atomic_compare_exchange_strong(&h->head, &hd, hd + size);
+            if (((kind == FQ_PAD || kind == FQ_ABANDONED || kind == FQ_DONE) && v == fq_lap(q, hd)) ||
+                (kind == FQ_READING && fq_ident_valid(v))) {
+                fq_cp();
+                atomic_compare_exchange_strong(&h->head, &hd, hd + size);  /* help */
                 continue;
             }
             if (kind == FQ_READY && v == fq_lap(q, hd)) {
@@ -621,13 +791,15 @@ static int fq_peek(fq_shmq *q, fq_rslot *s)
                     q->seen_since = now;
                 } else if (now - q->seen_since >= FQ_SLICE_NS) {
                     q->seen_since = now;
-                    if (fq_ident_dead(v)) {
+                    if (fq_dead(q, v)) {
                         /* its spill name, read while the record is still the dead writer's */
                         char name[FQ_SPILL_NAME_LEN];
                         int spill = fq_spill_name_of((const char *)r + FQ_REC_HDR, len, name);
+                        fq_cp();
                         if (atomic_compare_exchange_strong(&r->state, &st, fq_st(FQ_ABANDONED, fq_lap(q, hd)))) {
                             if (spill)
                                 fq_spill_unlink(name, FQ_SPILL_NAME_LEN);
+                            fq_cp();
                             atomic_fetch_add(&h->dones, 1);
                             fq_wake(&h->jd_seq, &h->jd_waiters, INT32_MAX);
                             continue;
@@ -655,31 +827,43 @@ static int fq_read_payload(const fq_rslot *s, fq_payload *p)
     return atomic_load_explicit(&s->rec->state, memory_order_acquire) == s->state ? FQ_CORRUPT : FQ_AGAIN;
 }
 
+/* 1 if the record peek found is still READY, in the same lap: nobody claimed it meanwhile. */
+static int fq_still_ready(const fq_rslot *s)
+{
+    atomic_thread_fence(memory_order_acquire);
+    return atomic_load_explicit(&s->rec->state, memory_order_acquire) == s->state;
+}
+
 /* Claim the record peek found: FQ_OK (it is ours: copy out, then fq_release) or FQ_AGAIN
  * (another consumer took it: peek again). */
 static int fq_claim(fq_shmq *q, const fq_rslot *s, uint64_t me)
 {
     uint64_t expect = s->state;
+    fq_cp();
     if (!atomic_compare_exchange_strong_explicit(&s->rec->state, &expect, fq_st(FQ_READING, me),
                                                  memory_order_acq_rel, memory_order_relaxed))
         return FQ_AGAIN;
     uint64_t hd = s->pos;
+    fq_cp();
     atomic_compare_exchange_strong(&q->hdr->head, &hd, s->pos + s->size);  /* failed: helped */
     return FQ_OK;
 }
 
 /* Done reading a claimed record: release its space and wake producers (and pass a wake on to
- * another consumer if more records wait). */
-static void fq_release(fq_shmq *q, const fq_rslot *s, uint64_t me)
+ * another consumer if more records wait). FQ_OK, or FQ_AGAIN if somebody judged us dead and
+ * took the record from us meanwhile (it was counted lost): drop the copy, it may be torn. */
+static int fq_release(fq_shmq *q, const fq_rslot *s, uint64_t me)
 {
     fq_shm_header *h = q->hdr;
     uint64_t expect = fq_st(FQ_READING, me);
-    atomic_compare_exchange_strong_explicit(&s->rec->state, &expect, fq_st(FQ_DONE, fq_lap(q, s->pos)),
-                                            memory_order_release, memory_order_relaxed);
+    fq_cp();
+    int ok = atomic_compare_exchange_strong_explicit(&s->rec->state, &expect, fq_st(FQ_DONE, fq_lap(q, s->pos)),
+                                                     memory_order_release, memory_order_relaxed);
     fq_advance_free(q, 2);
     fq_wake(&h->nf_seq, &h->nf_waiters, INT32_MAX);
     if (atomic_load(&h->head) != atomic_load(&h->tail))
         fq_wake(&h->ne_seq, &h->ne_waiters, 1);
+    return ok ? FQ_OK : FQ_AGAIN;
 }
 
 /* shutdown(immediate=True): claim every READY record at head, drop it, and count it done. */
@@ -691,8 +875,10 @@ static int fq_discard_all(fq_shmq *q, uint64_t me)
         if (fq_claim(q, &s, me) != FQ_OK)
             continue;
         fq_forget_payload(s.payload, s.len);
-        fq_release(q, &s, me);
-        atomic_fetch_add(&q->hdr->dones, 1);
+        if (fq_release(q, &s, me) == FQ_OK) {
+            fq_cp();
+            atomic_fetch_add(&q->hdr->dones, 1);
+        }
     }
     fq_wake(&q->hdr->jd_seq, &q->hdr->jd_waiters, INT32_MAX);
     return rc == FQ_AGAIN ? FQ_OK : rc;
@@ -740,29 +926,158 @@ static void fq_wait_not_empty(fq_shmq *q, int64_t timeout_ns)
     fq_shm_header *h = q->hdr;
     fq_spin_for_work(q, timeout_ns);
     uint32_t seq = atomic_load(&h->ne_seq);
-    atomic_fetch_add(&h->ne_waiters, 1);
-    if (!fq_has_work(q))
+    fq_mark(q, FQ_W_NE, 1);
+    if (!fq_has_work(q)) {
+        FQ_CP_WAIT();
         fq_futex_wait(&h->ne_seq, seq, timeout_ns);
-    atomic_fetch_sub(&h->ne_waiters, 1);
+    }
+    fq_mark(q, FQ_W_NE, 0);
 }
 
 static void fq_wait_not_full(fq_shmq *q, int64_t timeout_ns)
 {
     fq_shm_header *h = q->hdr;
     uint32_t seq = atomic_load(&h->nf_seq);
-    atomic_fetch_add(&h->nf_waiters, 1);
+    fq_mark(q, FQ_W_NF, 1);
     if (atomic_load(&h->free) == q->full_free && atomic_load(&h->head) == q->full_head &&
-        !atomic_load(&h->shutdown))
+        !atomic_load(&h->shutdown)) {
+        FQ_CP_WAIT();
         fq_futex_wait(&h->nf_seq, seq, timeout_ns);
-    atomic_fetch_sub(&h->nf_waiters, 1);
+    }
+    fq_mark(q, FQ_W_NF, 0);
+}
+
+/* ---- the participant table ----
+ * slots[i] = role << 60 | ident, 0 = free. IterableQueue's producers register as PRODUCER, so one
+ * that dies without closing is noticed. A process's handle registers as MEMBER the first time it
+ * sleeps or holds a backlog, and its slot keeps count of both (slot_waits, slot_pending), so
+ * that a sweep can take back what a killed member left: sleeper marks (else every later wake
+ * pays a futex call) and its backlog's count (else join() would wait for items that are gone).
+ * Beyond FQ_SLOTS members a handle has no slot: its marks are plain counts, and its put()
+ * blocks rather than keeping a backlog. */
+
+/* Clear slot i, whose owner (v) is dead: claim the clearing (SWEEP with our ident, so that a
+ * sweeper killed on the way is itself swept), take back its counts, free the slot. */
+static void fq_slot_sweep(fq_shmq *q, int i, uint64_t v)
+{
+    fq_shm_header *h = q->hdr;
+    uint64_t mine = fq_st(FQ_ROLE_SWEEP, fq_self_ident());
+    fq_cp();
+    if (!atomic_compare_exchange_strong(&h->slots[i], &v, mine))
+        return;
+    fq_cp();
+    uint64_t w = atomic_exchange(&h->slot_waits[i], 0);
+    for (int word = 0; word < 4; word++) {
+        uint32_t n = (uint32_t)((w >> (16 * word)) & 0xffff);
+        if (n) {
+            fq_cp();
+            atomic_fetch_sub(fq_waiters_word(h, word), n);
+        }
+    }
+    fq_cp();
+    uint64_t pending = atomic_exchange(&h->slot_pending[i], 0);
+    fq_cp();
+    atomic_store(&h->slots[i], 0);
+    fq_wake(&h->ne_seq, &h->ne_waiters, INT32_MAX);  /* IterableQueue consumers re-check */
+    if (pending)
+        fq_wake(&h->jd_seq, &h->jd_waiters, INT32_MAX);
+}
+
+/* Claim a free slot (or a dead participant's) for role|ident: its index, or -1 if all are taken. */
+static int fq_slot_claim(fq_shmq *q, uint64_t role, uint64_t ident)
+{
+    uint64_t mine = fq_st(role, ident);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < FQ_SLOTS; i++) {
+            uint64_t v = atomic_load(&q->hdr->slots[i]);
+            if (pass == 1 && v != 0 && fq_ident_valid(v & FQ_LOW60) && fq_dead(q, v & FQ_LOW60)) {
+                fq_slot_sweep(q, i, v);
+                v = atomic_load(&q->hdr->slots[i]);
+            }
+            if (v == 0) {
+                fq_cp();
+                if (atomic_compare_exchange_strong(&q->hdr->slots[i], &v, mine))
+                    return i;
+            }
+        }
+    }
+    return -1;
+}
+
+/* Replace slot i's owner `old` (both role|ident) with `new`: 1 if it was still `old`. Letting go
+ * (new == 0) also drops the slot's counts: a MEMBER leaves with no sleeper, and a backlog it
+ * leaves behind (cancel_join_thread) is gone with it. */
+static int fq_slot_swap(fq_shmq *q, int i, uint64_t old, uint64_t new)
+{
+    if (i < 0 || i >= FQ_SLOTS)
+        return 0;
+    fq_shm_header *h = q->hdr;
+    if (new == 0 && (old >> 60) == FQ_ROLE_MEMBER) {
+        fq_cp();
+        if (atomic_exchange(&h->slot_pending[i], 0))
+            fq_wake(&h->jd_seq, &h->jd_waiters, INT32_MAX);
+    }
+    fq_cp();
+    int ok = atomic_compare_exchange_strong(&h->slots[i], &old, new);
+    if (ok && new == 0)
+        fq_wake(&h->ne_seq, &h->ne_waiters, INT32_MAX);  /* consumers re-check */
+    return ok;
+}
+
+/* Live participants with this role; slots of dead ones are swept on the way. */
+static int fq_slot_count_live(fq_shmq *q, uint64_t role)
+{
+    int live = 0;
+    for (int i = 0; i < FQ_SLOTS; i++) {
+        uint64_t v = atomic_load(&q->hdr->slots[i]);
+        if (v == 0 || (v >> 60) != role)
+            continue;
+        if (fq_dead(q, v & FQ_LOW60))
+            fq_slot_sweep(q, i, v);
+        else
+            live++;
+    }
+    return live;
+}
+
+/* Items in the members' backlogs; a dead member's slot is swept first (its backlog died). */
+static uint64_t fq_pending(fq_shmq *q)
+{
+    fq_shm_header *h = q->hdr;
+    uint64_t total = 0;
+    for (int i = 0; i < FQ_SLOTS; i++) {
+        uint64_t n = atomic_load(&h->slot_pending[i]);
+        if (n == 0)
+            continue;
+        uint64_t v = atomic_load(&h->slots[i]);
+        if ((v >> 60) == FQ_ROLE_MEMBER && fq_dead(q, v & FQ_LOW60))
+            fq_slot_sweep(q, i, v);
+        else
+            total += n;
+    }
+    return total;
+}
+
+/* This handle's backlog grew (put() accepted an item) or shrank (it reached the ring, or failed). */
+static inline void fq_pending_add(fq_shmq *q, int64_t delta)
+{
+    int i = atomic_load(&q->member);
+    if (i < 0 || i >= FQ_SLOTS)
+        return;
+    fq_cp();
+    atomic_fetch_add(&q->hdr->slot_pending[i], (uint64_t)delta);
+    if (delta < 0)
+        fq_wake(&q->hdr->jd_seq, &q->hdr->jd_waiters, INT32_MAX);
 }
 
 /* ---- joinable ---- */
 
+/* Items put and not yet done: every record ever reserved, less those done, plus the backlogs
+ * (an item is unfinished from the moment put() returns, as in multiprocessing). */
 static inline uint64_t fq_unfinished(fq_shmq *q)
 {
     uint64_t d = atomic_load(&q->hdr->dones), n = atomic_load(&q->hdr->next_seq);
-    return n > d ? n - d : 0;
+    return (n > d ? n - d : 0) + fq_pending(q);
 }
 
 /* Count one task done; FQ_AGAIN if that would pass the number of messages ever put. */
@@ -773,6 +1088,7 @@ static int fq_task_done(fq_shmq *q)
     for (;;) {
         if (d >= atomic_load(&h->next_seq))
             return FQ_AGAIN;
+        fq_cp();
         if (atomic_compare_exchange_weak(&h->dones, &d, d + 1))
             break;
     }
@@ -785,79 +1101,45 @@ static void fq_wait_joined(fq_shmq *q, int64_t timeout_ns)
 {
     fq_shm_header *h = q->hdr;
     uint32_t seq = atomic_load(&h->jd_seq);
-    atomic_fetch_add(&h->jd_waiters, 1);
-    if (fq_unfinished(q) != 0)
+    fq_mark(q, FQ_W_JD, 1);
+    if (fq_unfinished(q) != 0) {
+        FQ_CP_WAIT();
         fq_futex_wait(&h->jd_seq, seq, timeout_ns);
-    atomic_fetch_sub(&h->jd_waiters, 1);
+    }
+    fq_mark(q, FQ_W_JD, 0);
 }
 
 /* ---- shutdown ---- */
 
-/* Set the flag under the reserve lock (no put slips in after it) and wake every waiter. */
-static int fq_shutdown(fq_shmq *q, uint64_t me)
+/* Set the flag (FQ_SHUT_GRACEFUL or FQ_SHUT_IMMEDIATE; it only rises) and wake every waiter.
+ * No lock: a stopped lock holder must not block a shutdown. A put that holds the reserve lock
+ * and has checked the flag counts as before the shutdown; an immediate one's record is discarded
+ * when it is published (fq_publish). */
+static void fq_shutdown(fq_shmq *q, uint32_t how)
 {
-    int rc = fq_lock(q, me, 1);
-    if (rc != FQ_OK)
-        return rc;
-    atomic_store(&q->hdr->shutdown, 1);
-    fq_unlock(q);
+    uint32_t cur = atomic_load(&q->hdr->shutdown);
+    while (cur < how) {
+        fq_cp();
+        if (atomic_compare_exchange_weak(&q->hdr->shutdown, &cur, how))
+            break;
+    }
     fq_wake_everyone(q);
-    return FQ_OK;
-}
-
-/* ---- the participant table: IterableQueue's producers register here, so one that dies
- * without closing is noticed (its slot names a dead ident) ---- */
-
-/* Claim a free slot (or a dead participant's) for role|ident: its index, or -1 if all are taken. */
-static int fq_slot_claim(fq_shmq *q, uint64_t role, uint64_t ident)
-{
-    uint64_t mine = fq_st(role, ident);
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < FQ_SLOTS; i++) {
-            uint64_t v = atomic_load(&q->hdr->slots[i]);
-            if (v == 0 || (pass == 1 && fq_ident_dead(v & FQ_LOW60))) {
-                if (atomic_compare_exchange_strong(&q->hdr->slots[i], &v, mine))
-                    return i;
-            }
-        }
-    }
-    return -1;
-}
-
-/* Replace slot i's owner `old` (both role|ident) with `new`: 1 if it was still `old`. */
-static int fq_slot_swap(fq_shmq *q, int i, uint64_t old, uint64_t new)
-{
-    if (i < 0 || i >= FQ_SLOTS)
-        return 0;
-    int ok = atomic_compare_exchange_strong(&q->hdr->slots[i], &old, new);
-    if (ok && new == 0)
-        fq_wake(&q->hdr->ne_seq, &q->hdr->ne_waiters, INT32_MAX);  /* consumers re-check */
-    return ok;
-}
-
-/* Live participants with this role; slots of dead ones are freed on the way. */
-static int fq_slot_count_live(fq_shmq *q, uint64_t role)
-{
-    int live = 0;
-    for (int i = 0; i < FQ_SLOTS; i++) {
-        uint64_t v = atomic_load(&q->hdr->slots[i]);
-        if (v == 0 || (v >> 60) != role)
-            continue;
-        if (fq_ident_dead(v & FQ_LOW60))
-            atomic_compare_exchange_strong(&q->hdr->slots[i], &v, 0);
-        else
-            live++;
-    }
-    return live;
 }
 
 /* ---- segment lifecycle ---- */
 
 static int fq_map(fq_shmq *q, int fd, size_t size)
 {
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
     void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED)
         return -errno;
+    q->dev_major = major(st.st_dev);
+    q->dev_minor = minor(st.st_dev);
+    q->ino = st.st_ino;
+    q->member = -1;
     q->base = base;
     q->map_size = size;
     q->hdr = (fq_shm_header *)base;
@@ -919,7 +1201,7 @@ static int fq_shmq_create(fq_shmq *q, uint64_t cap, uint64_t maxsize)
 }
 
 /* Create a named segment (mode 0600, O_EXCL, pages reserved up front so a full /dev/shm fails
- * here rather than with SIGBUS later). Returns the fd, or -errno. The creator unlinks it. */
+ * here rather than with SIGBUS later). Returns the fd, or -errno. Its last holder unlinks it. */
 static int fq_shmq_create_named(fq_shmq *q, const char *name, uint64_t cap, uint64_t maxsize)
 {
     int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
@@ -981,17 +1263,42 @@ static void fq_shmq_unmap(fq_shmq *q)
     }
 }
 
-/* Spill segments are named files: unlike the ring, they outlive the last process that holds the
- * queue. So every open file description of a segment carries a shared flock, which fork and fd
- * passing share and which the kernel drops with the last fd and mapping, a killed process's
- * too. Letting go: unmap, close, and probe a fresh description of the segment for an exclusive
- * lock; the one that gets it holds the queue last, and discards what is still queued, which
- * unlinks those segments. (Attaching takes the shared lock, so it waits for a discard.) */
-static void fq_shmq_detach(fq_shmq *q, int fd, int discard, uint64_t me)
+/* The last holder's discard: nobody else maps the segment, so every record between free and tail
+ * that is not finished (READY, or a dead writer's or reader's) is given up, and the spill segment
+ * it names unlinked. Counts no longer matter: the segment goes with us. */
+static void fq_discard_final(fq_shmq *q)
+{
+    fq_shm_header *h = q->hdr;
+    uint64_t f = atomic_load(&h->free), t = atomic_load(&h->tail);
+    if (f > t || t - f > q->cap)
+        return;
+    while (f < t) {
+        fq_rec *r = fq_rec_at(q, f);
+        uint64_t st = atomic_load(&r->state), kind = st >> 60;
+        uint32_t size = r->size, len = r->len;
+        if (r->pos != f || size < 64 || size % 64 || (f & (q->cap - 1)) + size > q->cap || size > t - f)
+            return;  /* inconsistent: stop rather than guess */
+        if (kind != FQ_DONE && kind != FQ_PAD && kind != FQ_ABANDONED && len <= size - FQ_REC_HDR) {
+            fq_cp();
+            fq_forget_payload((const char *)r + FQ_REC_HDR, len);
+        }
+        f += size;
+    }
+}
+
+/* Spill segments (and a named queue's name) are files: unlike the ring, they outlive the last
+ * process that holds the queue. So every open file description of a segment carries a shared
+ * flock, which fork and fd passing share and which the kernel drops with the last fd and
+ * mapping, a killed process's too. Letting go: unmap, close, and probe a fresh description of
+ * the segment for an exclusive lock; the one that gets it holds the queue last: it unlinks the
+ * name (`name`, NULL for a memfd) and every spill segment still named in the ring. (Attaching
+ * takes the shared lock, so it waits for that.) A fork child's or the creator's exit alone
+ * leaves the name to the others. */
+static void fq_shmq_detach(fq_shmq *q, int fd, const char *name)
 {
     size_t size = q->map_size;
     int probe = -1;
-    if (discard && q->base != NULL && fd >= 0) {
+    if (q->base != NULL && fd >= 0) {
         char path[40];
         snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
         probe = open(path, O_RDWR | O_CLOEXEC);  /* a new description, not sharing our lock */
@@ -1001,9 +1308,13 @@ static void fq_shmq_detach(fq_shmq *q, int fd, int discard, uint64_t me)
         close(fd);
     if (probe < 0)
         return;
-    if (flock(probe, LOCK_EX | LOCK_NB) == 0 && fq_map(q, probe, size) == 0) {
-        fq_discard_all(q, me);
-        fq_shmq_unmap(q);
+    if (flock(probe, LOCK_EX | LOCK_NB) == 0) {
+        if (name != NULL)
+            shm_unlink(name);
+        if (fq_map(q, probe, size) == 0) {
+            fq_discard_final(q);
+            fq_shmq_unmap(q);
+        }
     }
     close(probe);
 }

@@ -18,7 +18,7 @@ POSIX semaphores. On top of multiprocessing.JoinableQueue it adds:
 - put_many(), get_many() and join(timeout) -> bool.
 
 Crash tolerance is the C core's promise, not this one's: a process killed while it holds one of
-multiprocessing's locks, or with items in its feeder thread, can hang the others (ARCHITECTURE.md).
+multiprocessing's locks, or with items in its feeder thread, can hang the others (docs/design/ARCHITECTURE.md).
 """
 import collections
 import multiprocessing
