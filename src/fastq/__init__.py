@@ -9,7 +9,6 @@ pure-Python cores, importable side by side.
 ...), fastq.pure and, without the C ring, the pure ProcessQueue load on first use.
 """
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 from . import _cores, _lazy
 from .errors import Closed, Done, Empty, Full, QueueCorrupted, ShutDown, WorkerDied, WorkerError
@@ -43,6 +42,7 @@ else:
 IMPLEMENTATIONS = dict.fromkeys(("Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "ReorderBuffer"), IMPLEMENTATION)
 IMPLEMENTATIONS["ProcessQueue"] = "c" if hasattr(_c_core, "ProcessQueue") else "python"
 
+TYPE_CHECKING = False  # (typing is not imported: fastq/_typing.py)
 if TYPE_CHECKING:  # what the lazy names below resolve to
     from . import closable, dask, iterable, parallel, pipeline, pure
     from .closable import ClosableQueue, StoppableWorker

@@ -5,23 +5,37 @@ The logic lives once, in the _Closable mixin; each namespace composes it with it
 fastq.closable.ClosableQueue with fastq.Queue (the C core where built), fastq.pure.closable's with
 the pure Queue. StoppableWorker uses no core: both namespaces share it.
 """
+from __future__ import annotations
+
 import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, SupportsIndex, TypeVar
 
 from . import Queue
 from .errors import Closed, ShutDown
 
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
-def _as_closed(exc, name):
+if TYPE_CHECKING:
+    # What the mixin relies on: the Queue interface, which each ClosableQueue adds by its core's
+    # Queue (fastq.Queue here, the pure one in fastq.pure.closable). At run time it stands alone.
+    _QueueInterface = Queue
+else:
+    _QueueInterface = Generic
+
+
+def _as_closed(exc: ShutDown, name: str) -> Closed:
     """The Closed to raise for a ShutDown from `name` (a put_many's count of inserted items kept)."""
     if isinstance(exc, Closed):
         return exc
     err = Closed(f"{name}() on a closed queue")
     if hasattr(exc, "inserted"):
-        err.inserted = exc.inserted
+        err.inserted = exc.inserted  # type: ignore[attr-defined]
     return err
 
 
-class _Closable:
+class _Closable(_QueueInterface[_T]):
     """A Queue with close(). Iterating it yields items until it is closed and drained, calling
     task_done() for each item when the loop asks for the next one. put() after close() raises
     Closed; so does get() once the queue is closed and drained. Closed is a ShutDown: close() is
@@ -29,45 +43,45 @@ class _Closable:
 
     __slots__ = ()
 
-    def close(self):
+    def close(self) -> None:
         """No more items will be put; consumers drain what is queued, then stop."""
         self.shutdown(immediate=False)
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         return self.is_shutdown
 
-    def put(self, item, block=True, timeout=None):
+    def put(self, item: _T, block: bool = True, timeout: float | None = None) -> None:
         try:
             return super().put(item, block, timeout)
         except ShutDown as exc:
             raise _as_closed(exc, "put") from None
 
-    def get(self, block=True, timeout=None):
+    def get(self, block: bool = True, timeout: float | None = None) -> _T:
         try:
             return super().get(block, timeout)
         except ShutDown as exc:
             raise _as_closed(exc, "get") from None
 
-    def put_many(self, items, block=True, timeout=None):
+    def put_many(self, items: Iterable[_T], block: bool = True, timeout: float | None = None) -> None:
         try:
             return super().put_many(items, block, timeout)
         except ShutDown as exc:
             raise _as_closed(exc, "put_many") from None
 
-    def get_many(self, max_items, block=True, timeout=None):
+    def get_many(self, max_items: SupportsIndex, block: bool = True, timeout: float | None = None) -> list[_T]:
         try:
             return super().get_many(max_items, block, timeout)
         except ShutDown as exc:
             raise _as_closed(exc, "get_many") from None
 
-    def put_nowait(self, item):
+    def put_nowait(self, item: _T) -> None:
         return self.put(item, False)
 
-    def get_nowait(self):
+    def get_nowait(self) -> _T:
         return self.get(False)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[_T]:
         while True:
             try:
                 item = self.get()
@@ -79,19 +93,20 @@ class _Closable:
                 self.task_done()
 
 
-class ClosableQueue(_Closable, Queue):
+class ClosableQueue(_Closable[_T], Queue[_T]):
     __doc__ = _Closable.__doc__
 
 
-class StoppableWorker(threading.Thread):
+class StoppableWorker(threading.Thread, Generic[_T, _R]):
     """A daemon thread that puts func(item) on `out_queue` for every item of the closable
     `in_queue` until it is closed and drained. When the last worker feeding `out_queue`
     finishes, it closes `out_queue`, so closing the head of a pipeline stops every stage."""
 
-    _feeding = {}  # id(out_queue) -> number of running workers that feed it
+    _feeding: dict[int, int] = {}  # id(out_queue) -> number of running workers that feed it
     _feeding_lock = threading.Lock()
 
-    def __init__(self, func, in_queue, out_queue, **thread_kwargs):
+    def __init__(self, func: Callable[[_T], _R], in_queue: "_Closable[_T]", out_queue: "_Closable[_R]",
+                 **thread_kwargs: Any) -> None:
         if not callable(func):
             raise TypeError(f"StoppableWorker needs a callable func, not {type(func).__name__!r}")
         for role, queue, needs in (("in_queue", in_queue, ("get", "__iter__")), ("out_queue", out_queue, ("put", "close"))):
@@ -109,13 +124,13 @@ class StoppableWorker(threading.Thread):
         self.in_queue = in_queue
         self.out_queue = out_queue
 
-    def start(self):
+    def start(self) -> None:
         with self._feeding_lock:
             key = id(self.out_queue)
             self._feeding[key] = self._feeding.get(key, 0) + 1
         super().start()
 
-    def run(self):
+    def run(self) -> None:
         try:
             for item in self.in_queue:
                 self.out_queue.put(self.func(item))

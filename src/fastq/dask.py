@@ -16,29 +16,36 @@ place in the stream.
 logic lives once, in _scatter, _map and _gather, which take the ClosableQueue class to build (and
 _RaisesFailures for gather's); fastq.pure.dask holds the same three over the pure ClosableQueue.
 """
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from ._failure import _Failure
-from .closable import ClosableQueue
-from .pipeline import _pump, _start
+from .closable import ClosableQueue, _Closable
+from .pipeline import SupportsGet, _pump, _start
+
+_Q = TypeVar("_Q", bound=_Closable[Any])
 
 
-class _RaisesFailures:
+class _RaisesFailures(_Closable[Any]):
     """gather's output queue: a failed task's WorkerError raises at its get()."""
 
     __slots__ = ()
 
-    def get(self, block=True, timeout=None):
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
         item = super().get(block, timeout)
         if type(item) is _Failure:
             item.raise_()
         return item
 
 
-class _GatherQueue(_RaisesFailures, ClosableQueue):
+class _GatherQueue(_RaisesFailures, ClosableQueue[Any]):
     pass
 
 
-def _stage(source, transform, out):
-    def run():
+def _stage(source: SupportsGet[Any], transform: Callable[[Any], Any], out: _Q) -> _Q:
+    def run() -> None:
         try:
             _pump(source, lambda item: out.put(transform(item)))
         finally:
@@ -48,16 +55,17 @@ def _stage(source, transform, out):
     return out
 
 
-def _scatter(queue_class, client, q, maxsize):
+def _scatter(queue_class: Callable[[int], _Q], client: Any, q: SupportsGet[Any], maxsize: int) -> _Q:
     # hash=False: equal items get their own keys, so releasing one stream's data never cancels
     # another's (dask's "lost dependencies")
     return _stage(q, lambda item: client.scatter(item, hash=False), queue_class(maxsize))
 
 
-def _map(queue_class, client, func, q, maxsize, submit_kwargs):
+def _map(queue_class: Callable[[int], _Q], client: Any, func: Callable[..., Any], q: SupportsGet[Any],
+         maxsize: int, submit_kwargs: dict[str, Any]) -> _Q:
     submit_kwargs.setdefault("pure", False)
 
-    def submit(x):
+    def submit(x: Any) -> Any:
         future = client.submit(func, x, **submit_kwargs)
         # Hold the input (a future, say a scattered one) until its task is done: once the stream
         # lets go of it, dask may drop its data ("lost dependencies").
@@ -67,8 +75,8 @@ def _map(queue_class, client, func, q, maxsize, submit_kwargs):
     return _stage(q, submit, queue_class(maxsize))
 
 
-def _gather(queue_class, client, q, maxsize):
-    def result(future):
+def _gather(queue_class: Callable[[int], _Q], client: Any, q: SupportsGet[Any], maxsize: int) -> _Q:
+    def result(future: Any) -> Any:
         try:
             return future.result()
         except Exception as exc:
@@ -77,17 +85,18 @@ def _gather(queue_class, client, q, maxsize):
     return _stage(q, result, queue_class(maxsize))
 
 
-def scatter(client, q, maxsize=0):
+def scatter(client: Any, q: SupportsGet[Any], maxsize: int = 0) -> ClosableQueue[Any]:
     """A queue of futures, one per item of q, whose data lives on the cluster."""
     return _scatter(ClosableQueue, client, q, maxsize)
 
 
-def map(client, func, q, maxsize=0, **submit_kwargs):
+def map(client: Any, func: Callable[..., Any], q: SupportsGet[Any], maxsize: int = 0,
+        **submit_kwargs: Any) -> ClosableQueue[Any]:
     """A queue of futures of func(x) for each future (or value) x of q, in order."""
     return _map(ClosableQueue, client, func, q, maxsize, submit_kwargs)
 
 
-def gather(client, q, maxsize=0):
+def gather(client: Any, q: SupportsGet[Any], maxsize: int = 0) -> ClosableQueue[Any]:
     """A queue of the local results of the futures in q, in order."""
     return _gather(_GatherQueue, client, q, maxsize)
 

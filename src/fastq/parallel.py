@@ -21,6 +21,8 @@ Backends (only the transport differs):
 - a distributed.Client (dask): client.submit() + add_done_callback(). distributed is never imported
   here: a Client is recognised only if the caller has imported distributed already.
 """
+from __future__ import annotations
+
 import atexit
 import functools
 import multiprocessing
@@ -31,7 +33,10 @@ import pickle
 import sys
 import threading
 import weakref
+from collections.abc import Callable, Iterable, Iterator
 from time import monotonic
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from . import _chunk
 from ._chunk import _Chunk
@@ -40,10 +45,14 @@ from ._process_backend import _ProcessBackend
 from . import ProcessQueue, Queue, ReorderBuffer
 from .errors import Closed, Empty, Full, ShutDown, WorkerDied
 
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+_Self = TypeVar("_Self", bound="_ParallelQueue")
+
 _THREAD_SLICE = 0.5  # seconds: how often an idle non-daemon thread checks the main thread
 
 
-def _cpu_count():
+def _cpu_count() -> int:
     count = getattr(os, "process_cpu_count", None)
     if count is not None:
         return count() or 1
@@ -53,7 +62,7 @@ def _cpu_count():
         return os.cpu_count() or 1
 
 
-def default_buffer_size(cpus=None):
+def default_buffer_size(cpus: int | None = None) -> int:
     """10 x the CPU count rounded up to a power of two."""
     n = 10 * (cpus or _cpu_count())
     return 1 << (n - 1).bit_length()
@@ -246,11 +255,11 @@ class _MapEnd:
 # ---------------------------------------------------------------------------------------------
 # interpreter exit: non-daemon pools are stopped (their tasks finish), daemon ones killed
 
-_non_daemon_pools = weakref.WeakSet()
+_non_daemon_pools: weakref.WeakSet[_ParallelQueue] = weakref.WeakSet()
 
 
 @atexit.register
-def _stop_non_daemon_pools():
+def _stop_non_daemon_pools() -> None:
     for pool in list(_non_daemon_pools):
         try:
             pool.stop()
@@ -290,8 +299,13 @@ class _ParallelQueue:
     """
 
     _single_task = False
+    # the cores, named by each ParallelQueue class
+    _ReorderBuffer: ClassVar[Callable[..., Any]]
+    _Queue: ClassVar[Callable[..., Any]]
+    _ProcessQueue: ClassVar[Callable[..., Any]]
 
-    def __init__(self, worker_count=None, *, backend="process", buffer_size=None, daemon=True, _start=0):
+    def __init__(self, worker_count: int | None = None, *, backend: Any = "process", buffer_size: int | None = None,
+                 daemon: bool = True, _start: int = 0) -> None:
         self._init(None, worker_count, backend, buffer_size, daemon, _start)
 
     def _init(self, func, worker_count, backend, buffer_size, daemon, start):
@@ -361,7 +375,7 @@ class _ParallelQueue:
         if last:
             self._backend.stop()
 
-    def put(self, func, *args, block=True, timeout=None, **kwargs):
+    def put(self, func: Any, *args: Any, block: bool = True, timeout: float | None = None, **kwargs: Any) -> None:
         """Run func(*args, **kwargs) on a worker; its result comes out of get() in the order
         of the puts. A non-callable `func` on its own passes through to get() in order.
         Blocks while `buffer_size` results are pending (queue.Full after `timeout` seconds,
@@ -397,7 +411,7 @@ class _ParallelQueue:
 
     # -- get ------------------------------------------------------------------------------
 
-    def get(self, block=True, timeout=None):
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """Return the next result in submission order, waiting for it if necessary (queue.Empty
         after `timeout` seconds, or at once with block false). A task's exception raises
         WorkerError; a worker that died holding the task raises WorkerDied. Once stopped and
@@ -410,7 +424,7 @@ class _ParallelQueue:
             item.raise_()
         return item
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         """Yield results until the queue is stopped and drained (a task's exception raises
         out of the loop, which ends it)."""
         while True:
@@ -424,7 +438,7 @@ class _ParallelQueue:
 
     # -- map ------------------------------------------------------------------------------
 
-    def map(self, func, iterable, chunksize=None):
+    def map(self, func: Callable[[_T], _R], iterable: Iterable[_T], chunksize: int | None = None) -> Iterator[_R]:
         """Yield func(item) for each item, in order, while a thread feeds the puts (so the
         window never stalls the caller). The queue must have nothing pending (map takes the
         stream for itself); it is not stopped afterwards. A task's exception raises at its
@@ -563,7 +577,7 @@ class _ParallelQueue:
 
     # -- lifetime -------------------------------------------------------------------------
 
-    def stop(self):
+    def stop(self) -> None:
         """Refuse further puts; the workers finish every task already put, then exit.
         Results stay available to get() and iteration."""
         with self._lock:
@@ -580,10 +594,10 @@ class _ParallelQueue:
             self._backend.stop()
 
     @property
-    def stopped(self):
+    def stopped(self) -> bool:
         return self._stopped
 
-    def join(self, timeout=None):
+    def join(self, timeout: float | None = None) -> None:
         """Wait until the workers have finished (after stop(); before it, raises
         ValueError, since they never would). With a timeout, returns when it expires;
         is_alive() tells which."""
@@ -591,46 +605,59 @@ class _ParallelQueue:
             raise ValueError("join() before stop(): the workers would never finish")
         self._backend.join(timeout)
 
-    def is_alive(self):
+    def is_alive(self) -> bool:
         """Whether any worker is still running (for an Executor or a Client: whether this
         queue's tasks or further puts may still come)."""
         return self._backend.is_alive()
 
-    def qsize(self):
+    def qsize(self) -> int:
         """Results ready or running: ids reserved and not yet taken by get()."""
         return self._buffer.pending
 
-    def __enter__(self):
+    def __enter__(self: _Self) -> _Self:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.stop()
         self.join()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         state = "stopped" if self._stopped else "running"
         return (f"<{type(self).__name__} {state} backend={self.backend!r} workers={self.worker_count} "
                 f"buffer_size={self.buffer_size} pending={self._buffer.pending}>")
 
 
-class _SingleTask:
+if TYPE_CHECKING:  # the mixin is checked against the class it is mixed into
+    _SingleTaskBase = _ParallelQueue
+else:
+    _SingleTaskBase = object
+
+
+class _SingleTask(Generic[_R], _SingleTaskBase):
     """A ParallelQueue with one function baked in: put(*args, **kwargs) runs func(*args,
     **kwargs). With the process backend the workers are forked and inherit func, so nested
     functions and closures work (where fork is missing, func must pickle)."""
 
     _single_task = True
 
-    def __init__(self, func, worker_count=None, *, backend="process", buffer_size=None, daemon=True, _start=0):
+    def __init__(self, func: Callable[..., _R], worker_count: int | None = None, *, backend: Any = "process",
+                 buffer_size: int | None = None, daemon: bool = True, _start: int = 0) -> None:
         if not callable(func):
             raise TypeError(f"ParallelSingleTaskQueue needs a callable, not {type(func).__name__!r}")
         self.func = func
         self._init(func, worker_count, backend, buffer_size, daemon, _start)
 
-    def put(self, *args, block=True, timeout=None, **kwargs):
+    def put(self, *args: Any, block: bool = True, timeout: float | None = None, **kwargs: Any) -> None:
         """Run func(*args, **kwargs) on a worker; results come out of get() in order."""
         self._submit(self.func, args, kwargs, block, timeout)
 
-    def map(self, iterable, chunksize=None):
+    if TYPE_CHECKING:  # the results are func's
+        def get(self, block: bool = True, timeout: float | None = None) -> _R: ...
+        def __iter__(self) -> Iterator[_R]: ...
+
+    # map() takes no func here: the class departs from ParallelQueue's signature on purpose
+    def map(self, iterable: Iterable[Any], chunksize: int | None = None) -> Iterator[_R]:  # type: ignore[override]
         """Yield func(item) for each item, in order (see ParallelQueue.map)."""
         return self._map(self.func, iterable, chunksize)
 
@@ -640,11 +667,11 @@ class ParallelQueue(_ParallelQueue):
     _ReorderBuffer, _Queue, _ProcessQueue = ReorderBuffer, Queue, ProcessQueue
 
 
-class ParallelSingleTaskQueue(_SingleTask, ParallelQueue):
+class ParallelSingleTaskQueue(_SingleTask[_R], ParallelQueue):
     __doc__ = _SingleTask.__doc__
 
 
-def _process_context(func):
+def _process_context(func: Callable[..., Any] | None) -> Any:
     """fork on Linux (fast start; ParallelSingleTaskQueue's func by inheritance); elsewhere the
     platform's default start method (then a single-task func must pickle)."""
     if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():

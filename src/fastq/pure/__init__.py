@@ -11,6 +11,15 @@ from ._reorder import ReorderBuffer
 
 IMPLEMENTATION = "python"
 
+TYPE_CHECKING = False  # (typing is not imported: fastq/_typing.py)
+if TYPE_CHECKING:  # what the lazy names below resolve to
+    from . import closable, dask, iterable, parallel, pipeline
+    from ._process import ProcessQueue
+    from .closable import ClosableQueue, StoppableWorker
+    from .iterable import IterableQueue
+    from .parallel import ParallelQueue, ParallelSingleTaskQueue
+    from .pipeline import merge, multiplex
+
 __getattr__, __dir__ = _lazy.attach(globals(), {
     "ProcessQueue": "_process", "ClosableQueue": "closable", "StoppableWorker": "closable",
     "multiplex": "pipeline", "merge": "pipeline", "IterableQueue": "iterable",

@@ -4,17 +4,22 @@ shutdown() on every Python, put_many() and get_many().
 The module-level helpers take the queue as their first argument, so that the C core can run
 this exact algorithm on its own objects when a subclass overrides _init/_qsize/_put/_get.
 """
+from __future__ import annotations
+
 import threading
-import types
 from collections import deque
-from collections.abc import Iterable
 from heapq import heappop, heappush
 from operator import index
 from time import monotonic
-from typing import Any, Generic, SupportsIndex, TypeVar
-
 
 from ..errors import Empty, Full, ShutDown
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs `import fastq` as much again: fastq/_typing.py
+    from collections.abc import Iterable
+    from typing import Any, Generic, SupportsIndex, TypeVar
+else:
+    from .._typing import Generic, TypeVar
 
 _T = TypeVar("_T")
 _E = TypeVar("_E", bound=BaseException)
@@ -39,7 +44,7 @@ def _with_inserted(exc: _E, inserted: int) -> _E:
     return exc
 
 
-def _wait_not_empty(q: "Queue[Any]", block: bool, timeout: float | None) -> None:
+def _wait_not_empty(q: Queue[Any], block: bool, timeout: float | None) -> None:
     """With q.mutex held: return once q holds an item, or raise Empty or ShutDown."""
     if not block:
         raise Empty
@@ -59,7 +64,7 @@ def _wait_not_empty(q: "Queue[Any]", block: bool, timeout: float | None) -> None
             raise ShutDown
 
 
-def _wait_not_full(q: "Queue[Any]", block: bool, endtime: float | None) -> None:
+def _wait_not_full(q: Queue[Any], block: bool, endtime: float | None) -> None:
     """With q.mutex held: return once q has room, or raise Full or ShutDown.
     `endtime` is a monotonic deadline, or None for no limit."""
     if not block:
@@ -316,10 +321,6 @@ class Queue(Generic[_T]):
     def _get(self) -> _T:
         return self.queue.popleft()  # type: ignore[no-any-return]
 
-    @classmethod
-    def __class_getitem__(cls, item: Any, /) -> types.GenericAlias:
-        return types.GenericAlias(cls, item)
-
 
 class PriorityQueue(Queue[_T]):
     """Variant of Queue that retrieves open entries in priority order (lowest first).
@@ -433,7 +434,3 @@ class SimpleQueue(Generic[_T]):
     def qsize(self) -> int:
         """Return the approximate size of the queue (not reliable!)."""
         return len(self._queue)
-
-    @classmethod
-    def __class_getitem__(cls, item: Any, /) -> types.GenericAlias:
-        return types.GenericAlias(cls, item)

@@ -1,11 +1,17 @@
 """Pure-Python twin of the C ReorderBuffer: same ids (uint32, serial-number order), same errors."""
+from __future__ import annotations
+
 import threading
-import types
 from time import monotonic
-from typing import Any, Generic, SupportsIndex, TypeVar
 
 from ..errors import Empty, Full, ShutDown
 from ._queue import _check_timeout
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs `import fastq` as much again: fastq/_typing.py
+    from typing import Any, Generic, SupportsIndex, TypeVar
+else:
+    from .._typing import Generic, TypeVar
 
 _MASK32 = 0xFFFFFFFF
 _T = TypeVar("_T")
@@ -141,7 +147,3 @@ class ReorderBuffer(Generic[_T]):
             self._shutdown = True
             self._room.notify_all()
             self._ready.notify_all()
-
-    @classmethod
-    def __class_getitem__(cls, item: Any, /) -> types.GenericAlias:
-        return types.GenericAlias(cls, item)

@@ -1,10 +1,16 @@
 """fastq.closable over the pure cores: ClosableQueue on the pure Queue (StoppableWorker, which
 uses no core, is fastq.closable's own)."""
+from typing import TypeVar
+
 from ..closable import StoppableWorker, _Closable
 from ._queue import Queue
 
+_T = TypeVar("_T")
 
-class ClosableQueue(_Closable, Queue):
+
+# The mixin is type-checked against the C Queue's interface, whose mutex and conditions are
+# read-only properties; the pure Queue has the same names as plain attributes.
+class ClosableQueue(_Closable[_T], Queue[_T]):  # type: ignore[override]
     __doc__ = _Closable.__doc__
 
 

@@ -1,9 +1,13 @@
 """fastq.parallel over the pure cores: ParallelQueue and ParallelSingleTaskQueue on the pure
 ReorderBuffer, Queue (thread backend) and ProcessQueue (process backend)."""
+from typing import TypeVar
+
 from ..parallel import _ParallelQueue, _SingleTask
 from ._process import ProcessQueue
 from ._queue import Queue
 from ._reorder import ReorderBuffer
+
+_R = TypeVar("_R")
 
 
 class ParallelQueue(_ParallelQueue):
@@ -11,7 +15,7 @@ class ParallelQueue(_ParallelQueue):
     _ReorderBuffer, _Queue, _ProcessQueue = ReorderBuffer, Queue, ProcessQueue
 
 
-class ParallelSingleTaskQueue(_SingleTask, ParallelQueue):
+class ParallelSingleTaskQueue(_SingleTask[_R], ParallelQueue):
     __doc__ = _SingleTask.__doc__
 
 
