@@ -22,6 +22,7 @@ multiprocessing's locks, or with items in its feeder thread, can hang the others
 """
 import collections
 import multiprocessing
+import os
 import pickle
 import multiprocessing.queues
 from multiprocessing.reduction import ForkingPickler
@@ -33,6 +34,7 @@ try:
 except ImportError:  # Windows
     _select_poll = None
 
+from .._args import process_queue_args
 from ..errors import Empty, Full, ShutDown
 from ._queue import _check_timeout, _max_items, _with_inserted
 
@@ -57,8 +59,12 @@ _TOKEN = None  # what the feeder thread pickles in place of the items (see _star
 _PLAIN = frozenset({int, float, complex, str, bytes, bytearray, bool, type(None)})
 
 
-def _serialize(obj, dumps=pickle.dumps, forking_dumps=ForkingPickler.dumps):
+def _serialize(obj, custom=None, dumps=pickle.dumps, forking_dumps=ForkingPickler.dumps):
     cls = type(obj)
+    if custom is not None:  # the queue's serializer=: a tag byte keeps exact bytes raw, as the C core
+        if cls is bytes:
+            return b"b" + obj
+        return b"c" + bytes(custom(obj))
     if cls in _PLAIN or (cls is tuple and all(type(x) in _PLAIN for x in obj)):
         return dumps(obj, _PROTOCOL)
     return forking_dumps(obj, _PROTOCOL)
@@ -68,28 +74,35 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
     """A multiprocessing.JoinableQueue with errors at put(), shutdown(), put_many() and get_many().
 
     `maxsize` counts items (0 or less: unbounded; put() then never blocks). `capacity` (the C core's
-    ring size in bytes) and `named` (the C core's named segment) are accepted and ignored here.
+    ring size in bytes, checked and rounded up to a power of two as there) and `named` (the C core's
+    named segment) are accepted and have no effect here. `serializer`, a (dumps, loads) pair, replaces
+    pickle for the items (exact bytes travel raw, as on the C core).
     `ctx` is the multiprocessing context whose locks and semaphores the queue uses (default: the
     default context, as multiprocessing.Queue). Pass it to child processes as multiprocessing.Queue:
     as an argument of Process (fork, spawn, forkserver) or by inheritance; pickling it at any other
     time raises RuntimeError.
     """
 
-    def __init__(self, maxsize=0, *, capacity=None, ctx=None, named=False):
-        maxsize = index(maxsize)
-        if capacity is not None:
-            capacity = index(capacity)
-            if capacity <= 0:
-                raise ValueError("'capacity' must be a positive number of bytes")
+    def __init__(self, maxsize=0, *, capacity=None, ctx=None, named=False, serializer=None):
+        maxsize, capacity, serializer = process_queue_args(maxsize, capacity, ctx, serializer)
         ctx = multiprocessing.get_context() if ctx is None else ctx.get_context()
         super().__init__(maxsize, ctx=ctx)
-        self._fastq_maxsize = max(maxsize, 0)
+        self._fastq_maxsize = maxsize
         self._capacity = capacity
         self._named = bool(named)
+        self._serializer = serializer
         self._state = ctx.RawArray("q", 2)  # guarded by self._cond (the JoinableQueue's)
         # IterableQueue's producer registry: pids by slot, and whether endpoints are closed
         self._producers = ctx.RawArray("q", _PRODUCER_SLOTS + 1)
         self._fast_poll = None
+        self._local()
+
+    def _local(self):
+        # this process's own: an item get_many() took but could not decode (the next get raises
+        # it), and the items it had taken after that one (the next gets return them first)
+        self._failed = None
+        self._held = collections.deque()
+        self._local_pid = os.getpid()
 
     # --- multiprocessing plumbing -------------------------------------------------------------
 
@@ -97,12 +110,24 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
         # JoinableQueue's state starts with context.assert_spawning(self): outside process spawning
         # this raises "ProcessQueue objects should only be shared between processes through inheritance"
         return super().__getstate__() + (self._state, self._producers, self._fastq_maxsize,
-                                         self._capacity, self._named)
+                                         self._capacity, self._named, self._serializer)
 
     def __setstate__(self, state):
-        super().__setstate__(state[:-5])
-        self._state, self._producers, self._fastq_maxsize, self._capacity, self._named = state[-5:]
+        super().__setstate__(state[:-6])
+        (self._state, self._producers, self._fastq_maxsize, self._capacity, self._named,
+         self._serializer) = state[-6:]
         self._fast_poll = None
+        self._local()
+
+    @property
+    def capacity(self):
+        """The C core's ring size in bytes, as given (rounded up to a power of two); unused here."""
+        return self._capacity
+
+    def _decode(self, data):
+        if self._serializer is None:
+            return _loads(data)
+        return data[1:] if data[:1] == b"b" else self._serializer[1](data[1:])
 
     def _start_thread(self):
         # The feeder thread pickles each buffer entry and hands the result to self._send_bytes, both
@@ -195,12 +220,15 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
         _check_timeout(block, timeout)
         if self._state[_SHUTDOWN]:
             raise ShutDown
-        data = _serialize(obj)
+        data = _serialize(obj, self._dumps())
         self._acquire_slot(block, None if timeout is None or not block else monotonic() + timeout)
         self._commit((data,))
 
     def put_nowait(self, obj):
         return self.put(obj, False)
+
+    def _dumps(self):
+        return None if self._serializer is None else self._serializer[0]
 
     def put_many(self, items, block=True, timeout=None):
         """Put every item of `items`, in order (fastq extra).
@@ -212,7 +240,8 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
         """
         self._check_open()
         _check_timeout(block, timeout)
-        datas = [_serialize(obj) for obj in items]  # as the C core: pickling errors first
+        dumps = self._dumps()
+        datas = [_serialize(obj, dumps) for obj in items]  # as the C core: pickling errors first
         if self._state[_SHUTDOWN] and datas:  # an empty batch is a no-op, as on every other queue
             raise _with_inserted(ShutDown(), 0)
         deadline = None if timeout is None or not block else monotonic() + timeout
@@ -263,6 +292,14 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
     def _get(self, block, timeout, max_items):
         self._check_open()
         _check_timeout(block, timeout)
+        if (self._failed is not None or self._held) and self._local_pid != os.getpid():
+            self._local()  # a fork child: what this process held was its parent's
+        if self._failed is not None:
+            exc, self._failed = self._failed, None
+            raise exc
+        if self._held:
+            held = self._held
+            return [held.popleft() for _ in range(min(max_items, len(held)))]
         state = self._state
         deadline = None if timeout is None or not block else monotonic() + timeout
         grace_end = None
@@ -304,7 +341,7 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
         """Remove and return an item; the same as multiprocessing.Queue.get, except that a negative
         timeout raises ValueError and a shut-down queue raises ShutDown (once drained, or at once
         after an immediate shutdown)."""
-        return _loads(self._get(block, timeout, 1)[0])
+        return self._decode(self._get(block, timeout, 1)[0])
 
     def get_nowait(self):
         return self.get(False)
@@ -312,10 +349,21 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
     def get_many(self, max_items, block=True, timeout=None):
         """Remove and return a list of up to `max_items` items (fastq extra).
 
-        Waits, as get() does, only for the first item; then takes what is already in the pipe.
+        Waits, as get() does, only for the first item; then takes what is already in the pipe. If an
+        item after the first cannot be unpickled, the items before it are returned and the next
+        get() or get_many() raises its error.
         """
         max_items = _max_items(max_items)
-        return [_loads(data) for data in self._get(block, timeout, max_items)]
+        datas = self._get(block, timeout, max_items)
+        out = [self._decode(datas[0])]
+        for i in range(1, len(datas)):
+            try:
+                out.append(self._decode(datas[i]))
+            except Exception as exc:
+                self._failed = exc
+                self._held.extend(datas[i + 1:])
+                break
+        return out
 
     def _discard(self):
         """After an immediate shutdown: drop what is in the pipe and in this process's feeder
@@ -408,7 +456,6 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
     # that dies without close() is not noticed (crash tolerance is the C core's promise).
 
     def _producer_register(self):
-        import os
         with self._cond:
             slots = self._producers
             for i in range(_PRODUCER_SLOTS):
@@ -418,7 +465,6 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
         raise RuntimeError("too many live producers for one IterableQueue")
 
     def _producer_adopt(self, token):
-        import os
         i, pid = token
         if pid == os.getpid():
             return token
