@@ -77,6 +77,21 @@ def _refuse(*args):
     raise TypeError("refuses to unpickle")
 
 
+class RefusesToLoad:
+    """Pickles in the worker, but its unpickling raises (in the parent, where results are loaded)."""
+
+    def __reduce__(self):
+        return _refuse, ("a result",)
+
+
+def give_refuses_to_load():
+    return RefusesToLoad()
+
+
+def give_refuses_to_load_in_a_list(n):
+    return [n, RefusesToLoad()]
+
+
 class NeedsTwoArgs(Exception):
     def __init__(self, a, b):
         super().__init__(f"{a}-{b}")
@@ -313,6 +328,31 @@ def test_unpicklable_result_raises_at_its_get(make):
     with pytest.raises(WorkerError):
         pq.get(timeout=20)
     assert pq.get(timeout=20) == 16
+
+
+def test_a_result_that_fails_to_unpickle_raises_at_its_own_get_and_the_stream_goes_on(make):
+    pq = make(backend="process")
+    pq.put(square, 2)
+    pq.put(give_refuses_to_load)
+    for k in range(3, 8):
+        pq.put(square, k)
+    assert pq.get(timeout=20) == 4
+    with pytest.raises(WorkerError, match="result of task 1 could not be unpickled") as info:
+        pq.get(timeout=20)
+    assert isinstance(info.value.__cause__, TypeError) and "refuses to unpickle" in info.value.traceback
+    assert [pq.get(timeout=20) for _ in range(5)] == [k * k for k in range(3, 8)]
+    pq.put(square, 9)  # the collector lives: later puts work
+    assert pq.get(timeout=20) == 81
+
+
+def test_a_group_whose_results_fail_to_unpickle_fails_at_its_place_in_map(make):
+    pq = make(backend="process")
+    got = []
+    with pytest.raises(WorkerError, match="could not be unpickled"):
+        for result in pq.map(give_refuses_to_load_in_a_list, [1, 2, 3], chunksize=1):
+            got.append(result)
+    assert got == []
+    assert list(pq.map(square, range(50))) == [k * k for k in range(50)]
 
 
 def test_failed_send_fills_its_id(make):

@@ -7,7 +7,9 @@ The credit is 2 for tasks of a millisecond or more and grows (up to the window d
 workers) to about 2 ms of work for shorter ones, from the run times workers report: a trivial
 task then doesn't pay a round trip of its own. Workers send a result at once when 200 us have
 passed since their last send, else with the rest of the batch they took. A task whose args are
-None is a group of map()'s items (fastq/_chunk.py).
+None is a group of map()'s items (fastq/_chunk.py). A worker pickles each result on its own (its
+buffers out of band), apart from its packet id: a result that does not unpickle in the parent then
+fails at its own get() while the id still decodes, and the collector and the stream go on.
 
 A collector thread takes results in batches (get_many), files them, sends waiting tasks in
 batches (put_many), and watches the workers' sentinels: when a worker dies it drains the result
@@ -107,7 +109,6 @@ def _worker_main(wid, tasks, results, func, parent_pid):
         pass
     loads = pickle.loads
     get_many = tasks.get_many
-    put = results.put
     put_many = results.put_many
     getppid = os.getppid
     clock = perf_counter
@@ -115,21 +116,7 @@ def _worker_main(wid, tasks, results, func, parent_pid):
     functions = {}  # pickled function -> function
 
     def flush():
-        try:
-            put_many(done)
-        except BaseException:  # one of them does not pickle: send them one by one
-            for message in done:
-                try:
-                    put(message)
-                except BaseException as exc:
-                    if type(message[3]) is _Chunk:  # send the results that do pickle
-                        message[3].salvage()
-                        try:
-                            put(message)
-                            continue
-                        except BaseException as again:
-                            exc = again
-                    put((message[0], message[1], -1.0, _describe(exc, skip_frames=0)))
+        put_many(done)  # every message pickles: ints, a float, bytes and buffers, or a description
         done.clear()
 
     while True:
@@ -158,17 +145,43 @@ def _worker_main(wid, tasks, results, func, parent_pid):
                         f = functions[pickled_func] = loads(pickled_func)
                 args, kwargs = loads(payload)
                 result = f(*args, **kwargs) if args is not None else run_chunk(f, kwargs)  # None: map()'s group
-                now = clock()
-                done.append((wid, packet_id, now - t0, result))
-                del result
+                took = clock() - t0
             except BaseException as exc:
-                now = clock()
                 done.append((wid, packet_id, -1.0, _describe(exc)))
+            else:
+                try:
+                    done.append((wid, packet_id, took, _encode(result)))
+                except BaseException as exc:
+                    if type(result) is _Chunk:  # send the group's results that do pickle, then its failure
+                        result.salvage()
+                        done.append((wid, packet_id, took, _encode(result)))
+                    else:
+                        done.append((wid, packet_id, -1.0, _describe(exc, skip_frames=0)))
+                del result
+            now = clock()
             if now - since >= _FLUSH_AFTER:
                 flush()
                 since = now
         if done:
             flush()
+
+
+def _encode(result):
+    """(pickled result, its out-of-band buffers or None): the result travels apart from its packet id
+    (see the module's docstring); big buffers stay out of band, as the result queue sends them."""
+    buffers = []
+    data = pickle.dumps(result, _PROTOCOL, buffer_callback=buffers.append)
+    return data, buffers or None
+
+
+def _decode(packet_id, payload):
+    """The result a worker sent, or the failure its get() raises when it does not unpickle here."""
+    data, buffers = payload
+    try:
+        return pickle.loads(data, buffers=buffers)
+    except BaseException as exc:
+        return _Failure(WorkerError(f"the result of task {packet_id} could not be unpickled here: {_one_line(exc)}",
+                                    _format(exc)), cause=exc)
 
 
 def _discard(q):
@@ -409,7 +422,7 @@ class _ProcessBackend:
                             held.remove(packet_id)
                         except ValueError:  # filled already (a put that failed half-way)
                             continue
-                    filed.append((packet_id, value if took >= 0.0 else _Failure(remote=value)))
+                    filed.append((packet_id, took, value))
                 self.run_time = run_time
                 self.credit = max(_MIN_CREDIT, min(self.max_credit, int(_QUEUED_WORK / (run_time + 1e-6))))
                 if self.backlog or self.stopping:
@@ -417,10 +430,11 @@ class _ProcessBackend:
         finally:
             # Filed last, just before this thread waits again without the GIL: the consumer
             # it wakes then finds the GIL free instead of going back to sleep on it. (Filed
-            # even if a dispatch failed: every id taken out of `held` gets its result.)
+            # even if a dispatch failed: every id taken out of `held` gets its result.) Results
+            # are unpickled here, outside the lock, each on its own (_decode).
             buffer_put = self.buffer.put
-            for packet_id, value in filed:
-                buffer_put(packet_id, value)
+            for packet_id, took, value in filed:
+                buffer_put(packet_id, _decode(packet_id, value) if took >= 0.0 else _Failure(remote=value))
 
     def _drain(self):
         """File whatever the result queue holds now."""
