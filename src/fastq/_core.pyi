@@ -6,10 +6,13 @@ from collections.abc import Iterable, Iterator
 from types import GenericAlias, TracebackType
 from typing import Any, Generic, SupportsIndex, TypeVar
 
+from typing_extensions import Self, disjoint_base
+
 from fastq._shm import ProcessQueue as ProcessQueue
 
 _T = TypeVar("_T")
 
+@disjoint_base
 class _QueueView(Generic[_T]):
     """A live view of a C queue's items (Queue.queue): len, iteration, indexing, `in`, clear()."""
 
@@ -19,6 +22,7 @@ class _QueueView(Generic[_T]):
     def __contains__(self, item: object, /) -> bool: ...
     def clear(self) -> None: ...
 
+@disjoint_base
 class _ConditionView:
     """Queue.not_empty / not_full / all_tasks_done on the fast path: `with` takes the mutex,
     notify() wakes the core's waiters; wait() raises RuntimeError."""
@@ -31,6 +35,7 @@ class _ConditionView:
     def notify_all(self) -> None: ...
     def wait(self, timeout: float | None = None) -> bool: ...
 
+@disjoint_base
 class Queue(Generic[_T]):
     """Drop-in for queue.Queue on a C core, generic in its item type (`Queue[int]`)."""
 
@@ -80,7 +85,7 @@ class Queue(Generic[_T]):
     def full(self) -> bool: ...
     def shutdown(self, immediate: bool = False) -> None: ...
     @classmethod
-    def __class_getitem__(cls, item: Any, /) -> GenericAlias: ...
+    def __class_getitem__(cls, item: Any) -> GenericAlias: ...
 
 class LifoQueue(Queue[_T]):
     """Variant of Queue that retrieves most recently added entries first."""
@@ -88,6 +93,7 @@ class LifoQueue(Queue[_T]):
 class PriorityQueue(Queue[_T]):
     """Variant of Queue that retrieves open entries in priority order (lowest first)."""
 
+@disjoint_base
 class SimpleQueue(Generic[_T]):
     """Drop-in for queue.SimpleQueue on a C core, with put_many() and get_many()."""
 
@@ -101,12 +107,13 @@ class SimpleQueue(Generic[_T]):
     def empty(self) -> bool: ...
     def qsize(self) -> int: ...
     @classmethod
-    def __class_getitem__(cls, item: Any, /) -> GenericAlias: ...
+    def __class_getitem__(cls, item: Any) -> GenericAlias: ...
 
+@disjoint_base
 class ReorderBuffer(Generic[_T]):
     """Ordered delivery of items filed under uint32 packet ids, in a window of `window` slots."""
 
-    def __init__(self, window: int, *, start: int = 0) -> None: ...
+    def __new__(cls, window: int, *, start: int = 0) -> Self: ...
     @property
     def window(self) -> int: ...
     @property

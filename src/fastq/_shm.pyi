@@ -6,11 +6,14 @@ from collections.abc import Callable, Iterable
 from multiprocessing.context import BaseContext
 from typing import Any, Generic, SupportsIndex, TypeVar
 
+from typing_extensions import disjoint_base
+
 _T = TypeVar("_T")
 
 # An IterableQueue producer's registration: (slot index, slot value).
 _Token = tuple[int, int]
 
+@disjoint_base
 class _Serialized:
     """An item as it goes into the ring: a kind, the main bytes, out-of-band buffers."""
 
@@ -18,6 +21,7 @@ def _attach(dup_fd: Any) -> ProcessQueue[Any]: ...
 def _attach_named(name: str) -> ProcessQueue[Any]: ...
 def _flush_at_exit(ref: weakref.ReferenceType[ProcessQueue[Any]]) -> None: ...
 
+@disjoint_base
 class ProcessQueue(Generic[_T]):
     """Drop-in for multiprocessing.Queue and JoinableQueue over a shared-memory ring, generic in
     its item type (`ProcessQueue[bytes]`)."""

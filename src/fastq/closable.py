@@ -93,6 +93,9 @@ class _Closable(_QueueInterface[_T]):
                 self.task_done()
 
 
+del _QueueInterface  # (a type checker's view only: not part of the module)
+
+
 class ClosableQueue(_Closable[_T], Queue[_T]):
     __doc__ = _Closable.__doc__
 

@@ -652,10 +652,6 @@ class _SingleTask(Generic[_R], _SingleTaskBase):
         """Run func(*args, **kwargs) on a worker; results come out of get() in order."""
         self._submit(self.func, args, kwargs, block, timeout)
 
-    if TYPE_CHECKING:  # the results are func's
-        def get(self, block: bool = True, timeout: float | None = None) -> _R: ...
-        def __iter__(self) -> Iterator[_R]: ...
-
     # map() takes no func here: the class departs from ParallelQueue's signature on purpose
     def map(self, iterable: Iterable[Any], chunksize: int | None = None) -> Iterator[_R]:  # type: ignore[override]
         """Yield func(item) for each item, in order (see ParallelQueue.map)."""
@@ -667,8 +663,15 @@ class ParallelQueue(_ParallelQueue):
     _ReorderBuffer, _Queue, _ProcessQueue = ReorderBuffer, Queue, ProcessQueue
 
 
+del _SingleTaskBase  # (a type checker's view only: not part of the module)
+
+
 class ParallelSingleTaskQueue(_SingleTask[_R], ParallelQueue):
     __doc__ = _SingleTask.__doc__
+
+    if TYPE_CHECKING:  # the results are func's
+        def get(self, block: bool = True, timeout: float | None = None) -> _R: ...
+        def __iter__(self) -> Iterator[_R]: ...
 
 
 def _process_context(func: Callable[..., Any] | None) -> Any:

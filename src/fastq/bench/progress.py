@@ -72,7 +72,7 @@ def bar(total, label, show=True):
 
 # --- as a pytest plugin ---------------------------------------------------------------------------
 
-_state = {}
+_state: dict = {}  # the run's progress bar and counts, filled at collection
 
 
 def pytest_collection_finish(session):

@@ -29,7 +29,7 @@ class Row:
     load: Callable[[], Callable[[], object]]
     missing: str
     family: str = "thread"  # "thread": in-process queues
-    ops: Callable[[object], "Ops"] = field(default=None)  # adapter; None: the queue module's methods
+    ops: Callable[[object], "Ops"] | None = field(default=None)  # adapter; None: the queue module's methods
 
     def make_ops(self):
         """A fresh queue wrapped in Ops; raises ImportError/AttributeError when unavailable."""

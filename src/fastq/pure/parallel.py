@@ -1,6 +1,7 @@
 """fastq.parallel over the pure cores: ParallelQueue and ParallelSingleTaskQueue on the pure
 ReorderBuffer, Queue (thread backend) and ProcessQueue (process backend)."""
-from typing import TypeVar
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, TypeVar
 
 from ..parallel import _ParallelQueue, _SingleTask
 from ._process import ProcessQueue
@@ -17,6 +18,10 @@ class ParallelQueue(_ParallelQueue):
 
 class ParallelSingleTaskQueue(_SingleTask[_R], ParallelQueue):
     __doc__ = _SingleTask.__doc__
+
+    if TYPE_CHECKING:  # the results are func's
+        def get(self, block: bool = True, timeout: float | None = None) -> _R: ...
+        def __iter__(self) -> Iterator[_R]: ...
 
 
 __all__ = ["ParallelQueue", "ParallelSingleTaskQueue"]
