@@ -4,6 +4,7 @@ against the compiled module by `python -m mypy.stubtest fastq`."""
 import weakref
 from collections.abc import Callable, Iterable
 from multiprocessing.context import BaseContext
+from types import GenericAlias
 from typing import Any, Generic, SupportsIndex, TypeVar
 
 from typing_extensions import disjoint_base
@@ -12,13 +13,15 @@ _T = TypeVar("_T")
 
 # An IterableQueue producer's registration: (slot index, slot value).
 _Token = tuple[int, int]
+# serializer=: a (dumps, loads) pair that replaces pickle (None: pickle).
+_Serializer = tuple[Callable[[Any], bytes], Callable[[bytes], Any]]
 
 @disjoint_base
 class _Serialized:
     """An item as it goes into the ring: a kind, the main bytes, out-of-band buffers."""
 
-def _attach(dup_fd: Any) -> ProcessQueue[Any]: ...
-def _attach_named(name: str) -> ProcessQueue[Any]: ...
+def _attach(dup_fd: Any, serializer: _Serializer | None) -> ProcessQueue[Any]: ...
+def _attach_named(name: str, serializer: _Serializer | None = None) -> ProcessQueue[Any]: ...
 def _flush_at_exit(ref: weakref.ReferenceType[ProcessQueue[Any]]) -> None: ...
 
 @disjoint_base
@@ -33,8 +36,11 @@ class ProcessQueue(Generic[_T]):
         capacity: int | None = None,
         ctx: BaseContext | None = None,
         named: bool = False,
+        serializer: _Serializer | None = None,
     ) -> None: ...
     def __reduce__(self) -> tuple[Callable[..., ProcessQueue[_T]], tuple[Any, ...]]: ...
+    @classmethod
+    def __class_getitem__(cls, item: Any) -> GenericAlias: ...
     @property
     def maxsize(self) -> int: ...
     @property
