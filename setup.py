@@ -115,11 +115,12 @@ if not _env_flag("FASTQ_NO_EXTENSIONS"):
     extra_compile_args = []
     if sys.platform != "win32":
         extra_compile_args = ["-O3", "-std=c11", "-Wall", "-Wno-unused-function"]
-    # FASTQ_SANITIZE=1 is for tools/sanitize: it builds with ASan+UBSan and keeps frames.
+    # FASTQ_SANITIZE=1 is for tools/sanitize: it builds with ASan+UBSan, keeps frames, and compiles
+    # in the crash points (tests/test_crashpoints.py: the ring stops dead at its Nth shared store).
     extra_link_args = []
     if os.environ.get("FASTQ_SANITIZE"):
         flags = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1", "-g"]
-        extra_compile_args += flags
+        extra_compile_args += flags + ["-DFASTQ_CRASHPOINTS"]
         extra_link_args += flags
     def extension(name):
         return Extension(

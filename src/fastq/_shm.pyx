@@ -70,6 +70,7 @@ cdef extern from "shmq.h" nogil:
     uint64_t fq_pidns()
     void fq_pending_add(fq_shmq *q, int64_t delta)
     uint64_t fq_pending(fq_shmq *q)
+    void fq_sweep_sleepers(fq_shmq *q)
     int fq_slot_claim(fq_shmq *q, uint64_t role, uint64_t ident)
     int fq_slot_swap(fq_shmq *q, int i, uint64_t old, uint64_t new)
     int fq_slot_count_live(fq_shmq *q, uint64_t role)
@@ -250,6 +251,7 @@ cdef class ProcessQueue:
     cdef object _failed              # an item get_many() took but could not decode: the next get raises it
     cdef bint _cancel_flush
     cdef bint _member_tried
+    cdef int64_t _last_sweep          # when this handle last swept dead sleepers' marks
     cdef uint64_t _member_value
     cdef object _name                # named mode: the segment's name
     cdef object _dumps, _loads       # serializer=, or None for pickle
@@ -330,7 +332,13 @@ cdef class ProcessQueue:
 
     cdef int _member(self) except -2:
         """This handle's MEMBER slot (its sleepers and backlog are counted there, so that a kill
-        is repaired), claimed on first need; -1 if the participant table is full."""
+        is repaired), claimed on first need; -1 if the participant table is full. Called before
+        each wait, so it also sweeps, once a second, the marks that killed sleepers left."""
+        cdef int64_t now = fq_now_ns()
+        if now - self._last_sweep > 1000000000:
+            self._last_sweep = now
+            with nogil:
+                fq_sweep_sleepers(&self.q)
         if self.q.member < 0 and not self._member_tried:
             self._member_tried = True
             i = fq_slot_claim(&self.q, FQ_ROLE_MEMBER, fq_self_ident())

@@ -134,7 +134,8 @@ static int fq_ident_dead(uint64_t ident)
     return ((start & FQ_START_MASK) << FQ_PID_BITS | pid) != ident;
 }
 
-/* 0 if process pid maps the file (dev, ino), 1 if it certainly does not, -1 if unreadable. */
+/* 0 if process pid maps the file (dev, ino), 1 if it certainly does not, -1 if unreadable or
+ * empty (a zombie leader's maps are empty while its other threads run). */
 static int fq_proc_unmapped(uint32_t pid, uint64_t dev_major, uint64_t dev_minor, uint64_t ino)
 {
     char path[64], buf[8192];
@@ -143,7 +144,7 @@ static int fq_proc_unmapped(uint32_t pid, uint64_t dev_major, uint64_t dev_minor
     if (fd < 0)
         return -1;
     size_t have = 0;
-    int result = 1;
+    int result = -1;  /* until a line is read */
     for (;;) {
         ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
         if (n < 0) {
@@ -158,6 +159,7 @@ static int fq_proc_unmapped(uint32_t pid, uint64_t dev_major, uint64_t dev_minor
                 *nl = '\0';
             /* start-end perms offset major:minor inode [path] */
             unsigned long long maj, mnr, in;
+            result = 1;
             if (sscanf(line, "%*s %*s %*s %llx:%llx %llu", &maj, &mnr, &in) == 3 && in == ino &&
                 maj == dev_major && mnr == dev_minor) {
                 result = 0;

@@ -1040,6 +1040,19 @@ static int fq_slot_count_live(fq_shmq *q, uint64_t role)
     return live;
 }
 
+/* Sweep the slots of dead members that left sleeper marks (a waiter calls this now and then). */
+static void fq_sweep_sleepers(fq_shmq *q)
+{
+    fq_shm_header *h = q->hdr;
+    for (int i = 0; i < FQ_SLOTS; i++) {
+        if (atomic_load(&h->slot_waits[i]) == 0)
+            continue;
+        uint64_t v = atomic_load(&h->slots[i]);
+        if ((v >> 60) == FQ_ROLE_MEMBER && fq_dead(q, v & FQ_LOW60))
+            fq_slot_sweep(q, i, v);
+    }
+}
+
 /* Items in the members' backlogs; a dead member's slot is swept first (its backlog died). */
 static uint64_t fq_pending(fq_shmq *q)
 {

@@ -1,0 +1,515 @@
+"""ProcessQueue keeps its promises in the paths a random SIGKILL torture never takes: one regression
+test per defect of the review (the numbers are its items), on both cores where the behaviour
+applies. The protocol these tests hold to is docs/design/SHM-QUEUE.md; the enumeration of every kill
+and stop point is tests/test_crashpoints.py.
+
+The C tests reach into the segment's header (docs/design/SHM-QUEUE.md, "Layout"): the reserve lock
+word at HDR_RLOCK, the not-empty waiter count at HDR_NE_WAITERS.
+"""
+import ctypes
+import errno
+import gc
+import json
+import multiprocessing as mp
+import os
+import pickle
+import resource
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from fastq import Empty, Full, ShutDown
+from test_process_queue import CRASH_SKIP, FAST_METHOD, LINUX, WAIT, Harness, _process_queue_class, _until
+
+pytestmark = pytest.mark.timeout(120)
+
+HDR_RLOCK = 80        # producers' line (64): tail, next_seq, rlock
+HDR_NE_WAITERS = 320  # ne_seq and ne_waiters each have a line of their own (256, 320)
+ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+@pytest.fixture
+def PQ(impl):
+    return _process_queue_class(impl)
+
+
+@pytest.fixture
+def h(PQ):
+    harness = Harness(PQ)
+    yield harness
+    harness.close()
+
+
+@pytest.fixture
+def c_h(impl):
+    """A Harness for what only the C ring does (crash repair, liveness, /dev/shm)."""
+    if impl.is_pure_python:
+        pytest.skip(CRASH_SKIP)
+    if not LINUX:
+        pytest.skip("the C ProcessQueue is Linux first")
+    harness = Harness(_process_queue_class(impl))
+    yield harness
+    harness.close()
+
+
+def _ident(pid):
+    """The ring's identity of a process: pid | start time << 22 (docs/design/SHM-QUEUE.md)."""
+    with open(f"/proc/{pid}/stat") as f:
+        start = int(f.read().rsplit(")", 1)[1].split()[19])
+    return pid | (start << 22)
+
+
+def _hold_lock_as(q, pid):
+    """Make the reserve lock look held by process `pid` (a live one, or one about to change)."""
+    struct.pack_into("<Q", q._segment_view(), HDR_RLOCK, _ident(pid))
+
+
+def _spill_names():
+    return {n for n in os.listdir("/dev/shm") if n.startswith("fastq-") and not n.startswith("fastq-q-")}
+
+
+def _named_segments():
+    return {n for n in os.listdir("/dev/shm") if n.startswith("fastq-q-")}
+
+
+# --- children ----------------------------------------------------------------------------------
+
+
+def _slow_consumer(q, done):
+    for _ in range(50):
+        q.get(timeout=WAIT)
+        time.sleep(0.002)
+        with done.get_lock():
+            done.value += 1
+        q.task_done()
+
+
+def _join_in_child(q, timeout, out):
+    out.put(q.join(timeout))
+
+
+def _put_and_exit(q):
+    q.put("from the child")
+
+
+def _blocked_get(q):
+    try:
+        q.get(timeout=WAIT)
+    except Empty:
+        pass
+
+
+def _sleep_forever():
+    while True:
+        time.sleep(1)
+
+
+def _main_thread_exits():
+    threading.Thread(target=_sleep_forever, daemon=False).start()
+    ctypes.CDLL(None).pthread_exit(None)
+
+
+def _json_dumps(obj):
+    return json.dumps(obj).encode()
+
+
+def _json_round_trip(q, out):
+    out.put(q.get(timeout=WAIT))
+
+
+class BadOnLoad:
+    """Pickles fine; unpickling it raises."""
+
+    def __reduce__(self):
+        return (_fail_on_load, ())
+
+
+def _fail_on_load():
+    raise RuntimeError("this item cannot be unpickled")
+
+
+# --- 1. join() counts an item from the moment put() returns -------------------------------------
+
+
+def test_1_join_waits_for_items_in_a_backlog(h):
+    q = h.queue(capacity=4096)  # holds two 1.5 KB items: the other 48 wait in this process's backlog
+    for i in range(50):
+        q.put(bytes(1500))
+    out = mp.get_context(FAST_METHOD).SimpleQueue()
+    h.finish(h.start(_join_in_child, q, 0.3, out))
+    assert out.get() is False  # another process sees the backlog as unfinished
+    done = mp.get_context(FAST_METHOD).Value("i", 0)
+    consumer = h.start(_slow_consumer, q, done)
+    assert q.join(timeout=WAIT) is True
+    assert done.value == 50  # join() returned only when every item was done
+    h.finish(consumer)
+
+
+# --- 2. the feeder thread's failures reach the caller; later items still flow ---------------------
+
+
+_FULL_SHM_SCRIPT = textwrap.dedent("""
+    import errno, sys
+    from fastq import ProcessQueue, Empty
+    q = ProcessQueue(capacity=1 << 16)            # items over ~20 KiB spill into /dev/shm (1 MiB here)
+    try:
+        q.put(bytes(2 << 20))                     # the ring has room: put() makes the segment itself
+    except OSError as e:
+        assert e.errno == errno.ENOSPC and "--shm-size" in str(e), e
+    else:
+        sys.exit("a 2 MiB item fitted a 1 MiB /dev/shm")
+    for i in range(6):
+        q.put(bytes(12000))                       # fill the ring: what follows waits in the backlog
+    try:
+        q.put(bytes(2 << 20))                     # the backlog's check of /dev/shm
+    except OSError as e:
+        assert e.errno == errno.ENOSPC and "--shm-size" in str(e), e
+    else:
+        sys.exit("a backlog item was accepted with no room for its segment")
+    q.put(bytes(600 << 10))                       # fits alone...
+    q.put(bytes(600 << 10) + b"x")                # ...but not beside the first: its feeder fails
+    q.put(b"after")
+    got = [len(q.get(timeout=10)) for _ in range(7)]
+    assert q.get(timeout=10) == b"after"          # later items still flow
+    assert got[-1] == 600 << 10, got
+    try:
+        q.join_thread()
+        q.put(b"more")
+    except OSError as e:                          # and the failure reaches this process's caller
+        assert "could not be sent" in str(e), e
+    else:
+        sys.exit("the feeder's failure was never reported")
+    print("ok")
+""")
+
+
+def test_2_a_full_dev_shm_fails_the_put_and_later_items_flow(c_h, tmp_path):
+    if not ROOT:
+        pytest.skip("needs root to mount a small /dev/shm in a mount namespace")
+    script = tmp_path / "full_shm.py"
+    script.write_text(_FULL_SHM_SCRIPT)
+    cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+           f"mount -t tmpfs -o size=1m tmpfs /dev/shm && exec {sys.executable} {script}"]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    except FileNotFoundError:
+        pytest.skip("no unshare(1)")
+    if "mount" in r.stderr and r.returncode != 0 and "Traceback" not in r.stderr:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
+
+
+# --- 3. get_many keeps the items before one that does not unpickle --------------------------------
+
+
+def test_3_get_many_returns_items_before_a_bad_one(h):
+    q = h.queue()
+    q.put_many([1, 2, BadOnLoad(), 4])
+    assert _until(lambda: q.qsize() == 4)
+    assert q.get_many(10, timeout=WAIT) == [1, 2]
+    with pytest.raises(RuntimeError, match="cannot be unpickled"):
+        q.get(timeout=WAIT)
+    assert q.get(timeout=WAIT) == 4
+    with pytest.raises(Empty):
+        q.get_nowait()
+
+
+# --- 5. a named queue's name belongs to its last holder ----------------------------------------------
+
+
+def test_5_a_fork_childs_exit_leaves_a_named_queue_usable(c_h):
+    before = _named_segments()
+    q = c_h.queue(named=True)
+    assert len(_named_segments() - before) == 1
+    c_h.finish(c_h.start(_put_and_exit, q, method="fork"))
+    other = pickle.loads(pickle.dumps(q))  # attaches by name: the name must still be there
+    assert other.get(timeout=WAIT) == "from the child"
+    c_h.queues.clear()
+    del q, other
+    gc.collect()
+    assert _named_segments() - before == set()  # and the last holder removed it
+
+
+# --- 6. an immediate shutdown discards what a put publishes after it ---------------------------------
+
+
+def _put_small_then_big(q, size):
+    q.put(b"small")
+    try:
+        q.put(bytes(size))
+    except ShutDown:
+        pass
+
+
+def test_6_immediate_shutdown_discards_an_item_still_being_copied(c_h):
+    size = 48 << 20
+    q = c_h.queue(capacity=256 << 20)  # the big item stays in the ring: a long copy after reserving
+    p = c_h.start(_put_small_then_big, q, size, method="fork")
+    assert _until(lambda: q.qsize() >= 2 or not p.is_alive(), step=0.0002)
+    q.shutdown(immediate=True)
+    c_h.finish(p)
+    with pytest.raises(ShutDown):
+        q.get(timeout=1)
+    assert q.join(timeout=WAIT) is True  # discarded records count as done
+    assert q.qsize() == 0
+
+
+# --- 7. a consumer that cannot open a large item's segment leaves it queued -----------------------
+
+
+def _get_at_the_fd_limit(q, out):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+    fds = []
+    try:
+        while True:
+            fds.append(os.open("/dev/null", os.O_RDONLY))
+    except OSError:
+        pass
+    try:
+        q.get(timeout=5)
+        out.put("got it at the fd limit")
+    except OSError as e:
+        out.put(e.errno)
+    for fd in fds:
+        os.close(fd)
+    out.put(len(q.get(timeout=5)))
+
+
+def test_7_emfile_opening_a_spill_leaves_the_item_queued(c_h):
+    q = c_h.queue(capacity=1 << 16)
+    before = _spill_names()
+    q.put(bytes(1 << 20))  # spilled
+    out = mp.get_context("fork").SimpleQueue()
+    c_h.finish(c_h.start(_get_at_the_fd_limit, q, out, method="fork"))
+    assert out.get() in (errno.EMFILE, errno.ENFILE)
+    assert out.get() == 1 << 20  # still there after the error, and whole
+    assert _spill_names() - before == set()
+
+
+# --- 9. 10. liveness: who counts as dead ------------------------------------------------------------
+
+
+def test_10_a_process_that_exec_d_holds_no_lock(c_h):
+    q = c_h.queue(4)
+    p = c_h.start(_sleep_forever, method="fork")  # maps the segment now...
+    _hold_lock_as(q, p.pid)
+    with pytest.raises(Full):
+        q.put(1, timeout=0.1)  # ...so it is alive and holds the lock
+    p.kill()
+    p.join()
+    # The same pid and start time, a new program: it no longer maps the segment.
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert _until(lambda: "python" in open(f"/proc/{child.pid}/cmdline").read(), timeout=10)
+        _hold_lock_as(q, child.pid)
+        q.put("stolen", timeout=WAIT)  # the lock of a process that exec'd is taken back
+        assert q.get(timeout=WAIT) == "stolen"
+        q.task_done()
+        assert q.join(timeout=WAIT) is True  # counts exact after the steal
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_10_a_process_whose_main_thread_exited_is_alive(c_h):
+    q = c_h.queue(4)
+    p = c_h.start(_main_thread_exits, method="fork")
+    assert _until(lambda: open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z", timeout=10)
+    _hold_lock_as(q, p.pid)
+    with pytest.raises(Full):
+        q.put(1, timeout=0.2)  # a zombie leader with a live thread still holds what it holds
+
+
+def _forked_at_the_fd_limit(q, ready):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+    fds = []
+    try:
+        while True:
+            fds.append(os.open("/dev/null", os.O_RDONLY))
+    except OSError:
+        pass
+    pid = os.fork()  # the atfork handler cannot open /proc/self/stat here
+    if pid == 0:
+        for fd in fds:
+            os.close(fd)
+        os.write(ready, b"%d\n" % os.getpid())
+        while True:
+            time.sleep(1)
+    for fd in fds:
+        os.close(fd)
+    os.waitpid(pid, 0)
+
+
+def test_10_a_process_forked_at_the_fd_limit_is_not_robbed(c_h):
+    q = c_h.queue(4)
+    r, w = os.pipe()
+    p = c_h.start(_forked_at_the_fd_limit, q, w, method="fork")
+    os.close(w)
+    grandchild = int(os.read(r, 64))
+    os.close(r)
+    try:
+        _hold_lock_as(q, grandchild)  # its own identity may carry an unknown start time: not 0
+        struct.pack_into("<Q", q._segment_view(), HDR_RLOCK, grandchild | (((1 << 38) - 1) << 22))
+        with pytest.raises(Full):
+            q.put(1, timeout=0.2)  # alive: it keeps the lock
+    finally:
+        os.kill(grandchild, signal.SIGKILL)
+        p.join(WAIT)
+
+
+_PIDNS_SCRIPT = textwrap.dedent("""
+    import ctypes, os, sys
+    from fastq import ProcessQueue
+    q = ProcessQueue()
+    if ctypes.CDLL(None, use_errno=True).unshare(0x20000000) != 0:  # CLONE_NEWPID
+        sys.exit(77)
+    pid = os.fork()  # the child is pid 1 of a new namespace, with the segment mapped
+    if pid == 0:
+        try:
+            q.put(1)
+        except RuntimeError as e:
+            os._exit(0 if "pid namespace" in str(e) else 3)
+        os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    sys.exit(os.waitstatus_to_exitcode(status))
+""")
+
+
+def test_10_a_fork_into_another_pid_namespace_is_refused(c_h):
+    if not ROOT:
+        pytest.skip("unshare(CLONE_NEWPID) needs root")
+    r = subprocess.run([sys.executable, "-c", _PIDNS_SCRIPT], capture_output=True, text=True, timeout=60)
+    if r.returncode == 77:
+        pytest.skip("cannot create a pid namespace here")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+# --- 11. spill segments go with the last holder, whoever died on the way ---------------------------
+
+
+def _put_huge(q, size):
+    q.put(bytes(size))
+
+
+def test_11_a_dead_writers_spill_goes_with_the_last_holder(c_h):
+    before = _spill_names()
+    q = c_h.queue(capacity=1 << 16)
+    p = c_h.start(_put_huge, q, 512 << 20, method="fork")
+    assert _until(lambda: _spill_names() - before or not p.is_alive(), step=0.0002)
+    os.kill(p.pid, signal.SIGKILL)  # most likely while it fills the segment: its record is WRITING
+    p.join()
+    c_h.queues.clear()
+    del q
+    gc.collect()
+    assert _spill_names() - before == set()
+
+
+# --- 12. a stopped process never blocks a call past its timeout -------------------------------------
+
+
+def test_12_calls_honour_their_timeouts_while_a_stopped_process_holds_the_lock(c_h):
+    bounded, unbounded = c_h.queue(4), c_h.queue()
+    p = c_h.start(_sleep_forever, method="fork")
+    for q in (bounded, unbounded):
+        _hold_lock_as(q, p.pid)
+    os.kill(p.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(Full):
+            bounded.put_nowait(1)
+        with pytest.raises(Full):
+            bounded.put(1, timeout=0.2)
+        unbounded.put_nowait("waits in the backlog")  # unbounded: put never blocks
+        with pytest.raises(Empty):
+            unbounded.get(timeout=0.1)
+        bounded.shutdown()  # no lock needed
+        with pytest.raises(ShutDown):
+            bounded.put(1)
+        assert time.monotonic() - t0 < 2.0
+        assert unbounded.qsize() == 1  # counted, in this process's backlog
+    finally:
+        os.kill(p.pid, signal.SIGKILL)
+        p.join()
+    # the holder is dead now: the backlog's feeder takes the lock back and the item arrives
+    assert unbounded.get(timeout=WAIT) == "waits in the backlog"
+
+
+# --- 13. 14. bad arguments, alike on both cores -----------------------------------------------------
+
+
+@pytest.mark.parametrize("capacity, error", [
+    (4096.0, TypeError), ("4096", TypeError), (-1, ValueError), (100, ValueError), (2 ** 64, ValueError),
+])
+def test_13_bad_capacities(PQ, capacity, error):
+    with pytest.raises(error):
+        PQ(capacity=capacity)
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"ctx": "spawn"}, TypeError), ({"maxsize": "big"}, TypeError), ({"serializer": (json.dumps,)}, TypeError),
+    ({"serializer": (1, 2)}, TypeError),
+])
+def test_13_bad_arguments(PQ, kwargs, error):
+    with pytest.raises(error):
+        PQ(**kwargs)
+
+
+def test_13_capacity_rounds_up_to_a_power_of_two(h):
+    assert h.queue(capacity=5000).capacity == 8192
+
+
+@pytest.mark.parametrize("size", [4000, 4064, 4100, 5120, 6000])
+def test_13_items_near_a_small_rings_size_arrive(h, size):
+    q = h.queue(capacity=4096)
+    q.put(bytes(size))
+    assert q.get(timeout=WAIT) == bytes(size)
+
+
+def test_14_an_uninitialized_queue_raises(c_h):
+    q = c_h.cls.__new__(c_h.cls)
+    for attr in ("maxsize", "capacity", "is_shutdown"):
+        with pytest.raises(ValueError, match="not initialized"):
+            getattr(q, attr)
+    with pytest.raises(ValueError, match="not initialized"):
+        q.qsize()
+
+
+# --- 16. the marks of a sleeper killed in its sleep are taken back -----------------------------------
+
+
+def test_16_a_killed_sleepers_mark_is_swept(c_h):
+    q = c_h.queue()
+    p = c_h.start(_blocked_get, q, method="fork")
+    view = q._segment_view()
+    assert _until(lambda: struct.unpack_from("<I", view, HDR_NE_WAITERS)[0] == 1)
+    p.kill()
+    p.join()
+    with pytest.raises(Empty):
+        q.get(timeout=1.2)  # a waiter sweeps dead sleepers' marks about once a second
+    assert struct.unpack_from("<I", view, HDR_NE_WAITERS)[0] == 0
+
+
+# --- 17. serializer= : a queue need not unpickle ---------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_17_a_serializer_replaces_pickle(h, method):
+    q = h.queue(serializer=(_json_dumps, json.loads), ctx=mp.get_context(method))
+    q.put({"a": [1, 2]})
+    q.put(b"raw bytes")  # exact bytes travel raw, as with pickle
+    assert q.get(timeout=WAIT) == {"a": [1, 2]}
+    assert q.get(timeout=WAIT) == b"raw bytes"
+    with pytest.raises(TypeError):
+        q.put(object())  # json cannot: the error is put()'s, and nothing was queued
+    q.put(["x"])
+    out = mp.get_context(method).SimpleQueue()
+    h.finish(h.start(_json_round_trip, q, out, method=method))  # the serializer travels with the queue
+    assert out.get() == ["x"]
