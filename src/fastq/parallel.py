@@ -36,7 +36,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from time import monotonic
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from . import _chunk
 from ._chunk import _Chunk
@@ -50,6 +50,22 @@ _R = TypeVar("_R")
 _Self = TypeVar("_Self", bound="_ParallelQueue")
 
 _THREAD_SLICE = 0.5  # seconds: how often an idle non-daemon thread checks the main thread
+
+# A task as a backend sends it: (func, args, kwargs), from _chunk.call(); for the process backend, bytes.
+_Task = Any
+
+
+class _Backend(Protocol):
+    """What ParallelQueue asks of a backend (thread, executor or dask here; process in _process_backend)."""
+
+    prepared_bytes: int  # the last task's serialized size (0 where tasks are not serialized)
+
+    def prepare(self, func: Callable[..., Any], args: tuple[Any, ...] | None, kwargs: Any) -> _Task: ...
+    def submit(self, packet_id: int, task: _Task) -> None: ...
+    def stop(self) -> None: ...
+    def kill(self) -> None: ...
+    def join(self, timeout: float | None = None) -> None: ...
+    def is_alive(self) -> bool: ...
 
 
 def _cpu_count() -> int:
@@ -78,7 +94,8 @@ class _ThreadBackend:
 
     prepared_bytes = 0  # tasks are not serialized here
 
-    def __init__(self, buffer, Queue, count, daemon, func=None):
+    def __init__(self, buffer: Any, Queue: Callable[[], Any], count: int, daemon: bool,
+                 func: Callable[..., Any] | None = None) -> None:
         self.buffer = buffer
         self.tasks = Queue()
         self.func = func
@@ -91,13 +108,13 @@ class _ThreadBackend:
         for thread in self.threads:
             thread.start()
 
-    def prepare(self, func, args, kwargs):
+    def prepare(self, func: Callable[..., Any], args: tuple[Any, ...] | None, kwargs: Any) -> _Task:
         return _chunk.call(func if self.func is None else self.func, args, kwargs, local=True)
 
-    def submit(self, packet_id, task):
+    def submit(self, packet_id: int, task: _Task) -> None:
         self.tasks.put((packet_id, task))
 
-    def _run(self):
+    def _run(self) -> None:
         get = self.tasks.get
         put = self.buffer.put
         timeout = None if self.daemon else _THREAD_SLICE
@@ -114,31 +131,31 @@ class _ThreadBackend:
                 continue
             packet_id, (func, args, kwargs) = task
             try:
-                result = func(*args, **kwargs)
+                result: Any = func(*args, **kwargs)
             except BaseException as exc:
                 result = _Failure.local(exc)
             put(packet_id, result)
             del task, result, func, args, kwargs
 
-    def stop(self):
+    def stop(self) -> None:
         with self.stop_lock:
             if self.stopped:
                 return
             self.stopped = True
         self.tasks.put_many([None] * len(self.threads))
 
-    def kill(self):
+    def kill(self) -> None:
         self.killed = True
         self.stop()
 
-    def join(self, timeout=None):
+    def join(self, timeout: float | None = None) -> None:
         _join_all(self.threads, timeout)
 
-    def is_alive(self):
+    def is_alive(self) -> bool:
         return any(t.is_alive() for t in self.threads)
 
 
-def _join_all(threads, timeout):
+def _join_all(threads: list[threading.Thread], timeout: float | None) -> None:
     deadline = None if timeout is None else monotonic() + timeout
     for thread in threads:
         thread.join(None if deadline is None else max(0.0, deadline - monotonic()))
@@ -151,7 +168,8 @@ class _FutureBackend:
 
     prepared_bytes = 0  # whatever the executor serializes, it does so out of sight
 
-    def __init__(self, buffer, submit, func=None, dask=False):
+    def __init__(self, buffer: Any, submit: Callable[..., Any], func: Callable[..., Any] | None = None,
+                 dask: bool = False) -> None:
         self.buffer = buffer
         self._submit = submit
         self.func = func
@@ -159,12 +177,12 @@ class _FutureBackend:
         self.outstanding = 0
         self.stopped = False
         self.idle = threading.Condition(threading.Lock())
-        self.futures = {}  # dask releases a task whose future is garbage collected: keep them
+        self.futures: dict[int, Any] = {}  # dask releases a task whose future is garbage collected: keep them
 
-    def prepare(self, func, args, kwargs):
+    def prepare(self, func: Callable[..., Any], args: tuple[Any, ...] | None, kwargs: Any) -> _Task:
         return _chunk.call(func if self.func is None else self.func, args, kwargs)
 
-    def submit(self, packet_id, task):
+    def submit(self, packet_id: int, task: _Task) -> None:
         func, args, kwargs = task
         with self.idle:
             self.outstanding += 1
@@ -182,10 +200,10 @@ class _FutureBackend:
             raise
         future.add_done_callback(functools.partial(self._file, packet_id))
 
-    def _file(self, packet_id, future):
+    def _file(self, packet_id: int, future: Any) -> None:
         try:
             try:
-                result = future.result()
+                result: Any = future.result()
             except BaseException as exc:
                 tb = None
                 if self.dask:
@@ -199,24 +217,24 @@ class _FutureBackend:
             self.futures.pop(packet_id, None)
             self._done()
 
-    def _done(self):
+    def _done(self) -> None:
         with self.idle:
             self.outstanding -= 1
             if not self.outstanding:
                 self.idle.notify_all()
 
-    def stop(self):
+    def stop(self) -> None:
         with self.idle:
             self.stopped = True
             self.idle.notify_all()
 
     kill = stop
 
-    def join(self, timeout=None):
+    def join(self, timeout: float | None = None) -> None:
         with self.idle:
             self.idle.wait_for(lambda: self.stopped and not self.outstanding, timeout)
 
-    def is_alive(self):
+    def is_alive(self) -> bool:
         with self.idle:
             return not (self.stopped and not self.outstanding)
 
@@ -225,11 +243,11 @@ _DASK_KEYWORDS = frozenset(("key", "workers", "resources", "retries", "priority"
                             "allow_other_workers", "actor", "actors", "pure"))
 
 
-def _call(func, args, kwargs):
+def _call(func: Callable[..., _R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> _R:
     return func(*args, **kwargs)
 
 
-def _died_or_failed(exc, tb=None):
+def _died_or_failed(exc: BaseException, tb: TracebackType | None = None) -> _Failure:
     from concurrent.futures.process import BrokenProcessPool
 
     if isinstance(exc, BrokenProcessPool):
@@ -237,7 +255,7 @@ def _died_or_failed(exc, tb=None):
     return _Failure.local(exc, tb)
 
 
-def _is_dask_client(obj):
+def _is_dask_client(obj: object) -> bool:
     distributed = sys.modules.get("distributed")
     client = getattr(distributed, "Client", None)
     return client is not None and isinstance(obj, client)
@@ -248,8 +266,8 @@ class _MapEnd:
 
     __slots__ = ("error",)
 
-    def __init__(self):
-        self.error = None
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,7 +326,8 @@ class _ParallelQueue:
                  daemon: bool = True, _start: int = 0) -> None:
         self._init(None, worker_count, backend, buffer_size, daemon, _start)
 
-    def _init(self, func, worker_count, backend, buffer_size, daemon, start):
+    def _init(self, func: Callable[..., Any] | None, worker_count: int | None, backend: Any,
+              buffer_size: int | None, daemon: bool, start: int) -> None:
         cpus = _cpu_count()
         if worker_count is None:
             worker_count = cpus
@@ -323,19 +342,20 @@ class _ParallelQueue:
         buffer_size = 1 << (buffer_size - 1).bit_length()  # the window is a power of two
         self.worker_count = worker_count
         self.buffer_size = buffer_size
-        self._buffer = self._ReorderBuffer(buffer_size, start=start)
+        self._buffer: ReorderBuffer[Any] = self._ReorderBuffer(buffer_size, start=start)
         self._start = start
         self._lock = threading.Lock()
         self._stopped = False
         # stop() tells the backend to stop once every reserved id was handed over (sent,
         # passed through or filled): ids counted (mod 2**32) against the buffer's final next_id
         self._accounted = 0
-        self._expected = None
+        self._expected: int | None = None
         self._backend_stopped = False
+        self._backend: _Backend
         if isinstance(backend, str):
             if backend == "process":
-                self._backend = _ProcessBackend(self._buffer, self._ProcessQueue, worker_count, daemon,
-                                                func, _process_context(func))
+                self._backend = _ProcessBackend(  # type: ignore[no-untyped-call]
+                    self._buffer, self._ProcessQueue, worker_count, daemon, func, _process_context(func))
             elif backend == "thread":
                 self._backend = _ThreadBackend(self._buffer, self._Queue, worker_count, daemon, func)
             else:
@@ -357,7 +377,7 @@ class _ParallelQueue:
 
     # -- put ------------------------------------------------------------------------------
 
-    def _reserve(self, block, timeout):
+    def _reserve(self, block: bool, timeout: float | None) -> int:
         if self._stopped:
             raise Closed("put() on a stopped ParallelQueue")
         try:
@@ -365,7 +385,7 @@ class _ParallelQueue:
         except ShutDown:
             raise Closed("put() on a stopped ParallelQueue") from None
 
-    def _account(self):
+    def _account(self) -> None:
         """Count one reserved id as handed over; after stop(), the last one stops the backend."""
         with self._lock:
             self._accounted = (self._accounted + 1) & 0xFFFFFFFF
@@ -388,14 +408,15 @@ class _ParallelQueue:
             return
         self._submit(func, args, kwargs, block, timeout)
 
-    def _passthrough(self, item, block, timeout):
+    def _passthrough(self, item: object, block: bool, timeout: float | None) -> None:
         packet_id = self._reserve(block, timeout)
         try:
             self._buffer.put(packet_id, item)
         finally:
             self._account()
 
-    def _submit(self, func, args, kwargs, block, timeout):
+    def _submit(self, func: Callable[..., Any], args: tuple[Any, ...] | None, kwargs: Any, block: bool,
+                timeout: float | None) -> None:
         task = self._backend.prepare(func, args, kwargs)  # serialized before its id exists
         packet_id = self._reserve(block, timeout)
         try:
@@ -455,7 +476,7 @@ class _ParallelQueue:
             raise TypeError(f"map() needs a callable, not {type(func).__name__!r}")
         return self._map(func, iterable, chunksize)
 
-    def _map(self, func, iterable, chunksize):
+    def _map(self, func: Callable[[_T], _R], iterable: Iterable[_T], chunksize: int | None) -> Iterator[_R]:
         if chunksize is not None:
             chunksize = operator.index(chunksize)
             if chunksize < 1:
@@ -474,11 +495,11 @@ class _ParallelQueue:
         room = threading.Event()
         waiting = [False]
 
-        def wake_feeder():  # the consumer's side, before each get()
+        def wake_feeder() -> None:  # the consumer's side, before each get()
             if waiting[0] and window - buffer.pending >= low:
                 room.set()
 
-        def send(args, kwargs):
+        def send(args: tuple[Any, ...] | None, kwargs: Any) -> bool:
             """Put one task (or group), waiting for room; False once cancelled."""
             while True:
                 if cancel.is_set():
@@ -496,7 +517,7 @@ class _ParallelQueue:
                 except Full:
                     continue
 
-        def feed():
+        def feed() -> None:
             try:
                 iterator = iter(iterable)
                 grouped = chunksize != 1 and (chunksize is not None or operator.length_hint(iterator) > 0)
@@ -506,8 +527,8 @@ class _ParallelQueue:
                     n = size[0] if grouped else 1
                     if n > 1 and chunksize is None:  # smaller groups towards the end: no worker idles long
                         n = min(n, cap, max(1, operator.length_hint(iterator) // spread))
-                    items = []
-                    error = None
+                    items: list[_T] = []
+                    error: BaseException | None = None
                     try:
                         for item in iterator:
                             items.append(item)
@@ -536,7 +557,9 @@ class _ParallelQueue:
         feeder.start()
         return self._map_results(end, cancel, feeder, wake_feeder, room, size, chunksize is None)
 
-    def _map_results(self, end, cancel, feeder, wake_feeder, room, size, auto):
+    def _map_results(self, end: _MapEnd, cancel: threading.Event, feeder: threading.Thread,
+                     wake_feeder: Callable[[], None], room: threading.Event, size: list[int],
+                     auto: bool) -> Iterator[Any]:
         finished = False
         try:
             while True:
