@@ -20,10 +20,13 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from time import monotonic
 from types import TracebackType
-from typing import Any, ClassVar, Generic, SupportsIndex, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, SupportsIndex, TypeVar
 
 from . import ProcessQueue
 from .errors import Closed, Done, Empty
+
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -137,8 +140,12 @@ class _IterableQueue(Generic[_T]):
     Consumer = Consumer
     _ProcessQueue: ClassVar[Callable[..., Any]]  # the core: each IterableQueue names its own
 
-    def __init__(self, maxsize: int = 0, **kwargs: Any) -> None:
-        self._queue: ProcessQueue[_T] = self._ProcessQueue(maxsize, **kwargs)
+    def __init__(self, maxsize: int = 0, *, capacity: int | None = None, ctx: BaseContext | None = None,
+                 named: bool = False,
+                 serializer: tuple[Callable[[Any], bytes], Callable[[bytes], Any]] | None = None) -> None:
+        """`maxsize` and the keywords are the ProcessQueue's that carries the items."""
+        self._queue: ProcessQueue[_T] = self._ProcessQueue(maxsize, capacity=capacity, ctx=ctx, named=named,
+                                                           serializer=serializer)
 
     def get_producer(self) -> _Producer[_T]:
         if self._queue._endpoints_closed():

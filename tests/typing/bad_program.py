@@ -34,6 +34,8 @@ def wrong_argument_types() -> None:
     q.get(timeout="soon")  # E: arg-type
     q.get_many(max_items="all")  # E: arg-type
     fastq.ParallelQueue(worker_count="4")  # E: arg-type
+    fastq.IterableQueue(capacity="1M")  # E: arg-type
+    fastq.ClosableQueue(maxsize=None)  # E: arg-type
 
 
 def square(x: int) -> int:
