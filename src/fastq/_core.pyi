@@ -4,13 +4,14 @@ family and ReorderBuffer. Checked against the compiled module by `python -m mypy
 import threading
 from collections.abc import Iterable, Iterator
 from types import GenericAlias, TracebackType
-from typing import Any, Generic, SupportsIndex, TypeVar
+from typing import Any, Generic, SupportsIndex
 
-from typing_extensions import Self, disjoint_base
+from typing_extensions import Self, TypeVar as _TypeVar, disjoint_base
 
 from fastq._shm import ProcessQueue as ProcessQueue
 
-_T = TypeVar("_T")
+# the item type; Any where a constructor call does not say (`q = Queue()`), as PEP 696 allows
+_T = _TypeVar("_T", default=Any)
 
 @disjoint_base
 class _QueueView(Generic[_T]):

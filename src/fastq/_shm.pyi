@@ -5,11 +5,12 @@ import weakref
 from collections.abc import Callable, Iterable
 from multiprocessing.context import BaseContext
 from types import GenericAlias
-from typing import Any, Generic, SupportsIndex, TypeVar
+from typing import Any, Generic, SupportsIndex
 
-from typing_extensions import disjoint_base
+from typing_extensions import TypeVar as _TypeVar, disjoint_base
 
-_T = TypeVar("_T")
+# the item type; Any where a constructor call does not say (`q = ProcessQueue()`), as PEP 696 allows
+_T = _TypeVar("_T", default=Any)
 
 # An IterableQueue producer's registration: (slot index, slot value).
 _Token = tuple[int, int]

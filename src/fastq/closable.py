@@ -14,8 +14,14 @@ from typing import TYPE_CHECKING, Any, Generic, SupportsIndex, TypeVar
 from . import Queue
 from .errors import Closed, ShutDown
 
-_T = TypeVar("_T")
-_R = TypeVar("_R")
+if TYPE_CHECKING:  # Any where a constructor call does not say which (a PEP 696 default: no annotation needed)
+    import typing_extensions
+
+    _T = typing_extensions.TypeVar("_T", default=Any)
+    _R = typing_extensions.TypeVar("_R", default=Any)
+else:
+    _T = TypeVar("_T")
+    _R = TypeVar("_R")
 
 if TYPE_CHECKING:
     # What the mixin relies on: the Queue interface, which each ClosableQueue adds by its core's

@@ -28,7 +28,12 @@ from .errors import Closed, Done, Empty
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
 
-_T = TypeVar("_T")
+if TYPE_CHECKING:  # Any where a constructor call does not say which (a PEP 696 default: no annotation needed)
+    import typing_extensions
+
+    _T = typing_extensions.TypeVar("_T", default=Any)
+else:
+    _T = TypeVar("_T")
 _R = TypeVar("_R")
 _Token = tuple[int, int]  # a producer's registration in the queue's segment
 

@@ -46,7 +46,12 @@ from . import ProcessQueue, Queue, ReorderBuffer
 from .errors import Closed, Empty, Full, ShutDown, WorkerDied
 
 _T = TypeVar("_T")
-_R = TypeVar("_R")
+if TYPE_CHECKING:  # Any where a constructor call does not say which (a PEP 696 default: no annotation needed)
+    import typing_extensions
+
+    _R = typing_extensions.TypeVar("_R", default=Any)
+else:
+    _R = TypeVar("_R")
 _Self = TypeVar("_Self", bound="_ParallelQueue")
 
 _THREAD_SLICE = 0.5  # seconds: how often an idle non-daemon thread checks the main thread

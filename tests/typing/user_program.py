@@ -228,7 +228,21 @@ def about() -> None:
     assert implementation in ("c", "python") and implementations["Queue"] == implementation and version
 
 
+def as_the_readme_writes_it() -> None:
+    # no annotations: where a constructor does not say, the items are Any (PEP 696 defaults)
+    q = fastq.Queue(maxsize=100)
+    q.put(1)
+    q.put_many([2, 3, 4])
+    assert q.get() == 1 and q.get_many(10) == [2, 3, 4]
+    closable = fastq.ClosableQueue()
+    closable.close()
+    iq = fastq.IterableQueue()
+    iq.close()
+    assert list(iq.get_consumer()) == [] and list(closable) == []
+
+
 def main() -> None:
+    as_the_readme_writes_it()
     in_process_queues()
     subclassing()
     reorder_buffer()

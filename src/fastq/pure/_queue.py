@@ -18,10 +18,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs `import fastq` as much again: fastq/_typing.py
     from collections.abc import Iterable
     from typing import Any, Generic, SupportsIndex, TypeVar
+
+    import typing_extensions
+
+    _T = typing_extensions.TypeVar("_T", default=Any)  # the item type; Any where `Queue()` does not say (PEP 696)
 else:
     from .._typing import Generic, TypeVar
 
-_T = TypeVar("_T")
+    _T = TypeVar("_T")
 _E = TypeVar("_E", bound=BaseException)
 
 _NEGATIVE_TIMEOUT = "'timeout' must be a non-negative number"

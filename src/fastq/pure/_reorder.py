@@ -9,12 +9,17 @@ from ._queue import _check_timeout
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs `import fastq` as much again: fastq/_typing.py
-    from typing import Any, Generic, SupportsIndex, TypeVar
+    from typing import Any, Generic, SupportsIndex
+
+    import typing_extensions
+
+    _T = typing_extensions.TypeVar("_T", default=Any)  # the item type; Any where `ReorderBuffer(n)` does not say
 else:
     from .._typing import Generic, TypeVar
 
+    _T = TypeVar("_T")
+
 _MASK32 = 0xFFFFFFFF
-_T = TypeVar("_T")
 
 
 class ReorderBuffer(Generic[_T]):

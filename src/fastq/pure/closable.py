@@ -1,11 +1,16 @@
 """fastq.closable over the pure cores: ClosableQueue on the pure Queue (StoppableWorker, which
 uses no core, is fastq.closable's own)."""
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..closable import StoppableWorker, _Closable
 from ._queue import Queue
 
-_T = TypeVar("_T")
+if TYPE_CHECKING:  # Any where a constructor call does not say which (a PEP 696 default: no annotation needed)
+    import typing_extensions
+
+    _T = typing_extensions.TypeVar("_T", default=Any)
+else:
+    _T = TypeVar("_T")
 
 
 # The mixin is type-checked against the C Queue's interface, whose mutex and conditions are

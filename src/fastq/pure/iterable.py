@@ -1,11 +1,16 @@
 """fastq.iterable over the pure cores: IterableQueue on the pure ProcessQueue (the endpoints,
 which use no core, are fastq.iterable's own)."""
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..iterable import Consumer, Producer, _IterableQueue
 from ._process import ProcessQueue
 
-_T = TypeVar("_T")
+if TYPE_CHECKING:  # Any where a constructor call does not say which (a PEP 696 default: no annotation needed)
+    import typing_extensions
+
+    _T = typing_extensions.TypeVar("_T", default=Any)
+else:
+    _T = TypeVar("_T")
 
 
 class IterableQueue(_IterableQueue[_T]):

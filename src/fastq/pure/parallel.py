@@ -1,14 +1,19 @@
 """fastq.parallel over the pure cores: ParallelQueue and ParallelSingleTaskQueue on the pure
 ReorderBuffer, Queue (thread backend) and ProcessQueue (process backend)."""
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..parallel import _ParallelQueue, _SingleTask
 from ._process import ProcessQueue
 from ._queue import Queue
 from ._reorder import ReorderBuffer
 
-_R = TypeVar("_R")
+if TYPE_CHECKING:  # Any where a constructor call does not say which (a PEP 696 default: no annotation needed)
+    import typing_extensions
+
+    _R = typing_extensions.TypeVar("_R", default=Any)
+else:
+    _R = TypeVar("_R")
 
 
 class ParallelQueue(_ParallelQueue):
