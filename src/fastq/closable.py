@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, SupportsIndex, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, SupportsIndex, TypeVar
 
 from . import Queue
 from .errors import Closed, ShutDown
@@ -106,6 +106,26 @@ class ClosableQueue(_Closable[_T], Queue[_T]):
     __doc__ = _Closable.__doc__
 
 
+_T_co = TypeVar("_T_co", covariant=True)
+_T_contra = TypeVar("_T_contra", contravariant=True)
+
+
+class ClosableSource(Protocol[_T_co]):
+    """What a StoppableWorker reads: iterable until the stream ends, with get() (a ClosableQueue,
+    an IterableQueue consumer)."""
+
+    def get(self) -> _T_co: ...
+    def __iter__(self) -> Iterator[_T_co]: ...
+
+
+class ClosableSink(Protocol[_T_contra]):
+    """What a StoppableWorker feeds and closes at the end: put() and close() (a ClosableQueue, an
+    IterableQueue producer)."""
+
+    def put(self, item: _T_contra) -> None: ...
+    def close(self) -> None: ...
+
+
 class StoppableWorker(threading.Thread, Generic[_T, _R]):
     """A daemon thread that puts func(item) on `out_queue` for every item of the closable
     `in_queue` until it is closed and drained. When the last worker feeding `out_queue`
@@ -114,7 +134,7 @@ class StoppableWorker(threading.Thread, Generic[_T, _R]):
     _feeding: dict[int, int] = {}  # id(out_queue) -> number of running workers that feed it
     _feeding_lock = threading.Lock()
 
-    def __init__(self, func: Callable[[_T], _R], in_queue: "_Closable[_T]", out_queue: "_Closable[_R]",
+    def __init__(self, func: Callable[[_T], _R], in_queue: ClosableSource[_T], out_queue: ClosableSink[_R],
                  **thread_kwargs: Any) -> None:
         if not callable(func):
             raise TypeError(f"StoppableWorker needs a callable func, not {type(func).__name__!r}")
@@ -123,7 +143,7 @@ class StoppableWorker(threading.Thread, Generic[_T, _R]):
             if missing:
                 raise TypeError(f"StoppableWorker's {role} must be a ClosableQueue (it has no {missing[0]}()), "
                                 f"not {type(queue).__name__!r}")
-        if in_queue is out_queue:
+        if in_queue is out_queue:  # type: ignore[comparison-overlap]  # (one object can be both)
             raise ValueError("StoppableWorker's in_queue and out_queue are the same queue: it would feed itself forever")
         if getattr(out_queue, "closed", False):
             raise ValueError("StoppableWorker's out_queue is closed already: nothing could be put on it")

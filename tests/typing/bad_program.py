@@ -23,6 +23,7 @@ def wrong_item_types() -> None:
     n: int = lifo.get()  # E: assignment
     sq: fastq.SimpleQueue[str] = fastq.SimpleQueue()
     sq.put(b"x")  # E: arg-type
+    fastq.StoppableWorker(len, lifo, cq)  # E: arg-type
     assert s and n
 
 

@@ -159,6 +159,17 @@ def iterable_queue() -> None:
     endpoint: Producer[int] | None = None
     assert endpoint is None
 
+    # a StoppableWorker between an IterableQueue's consumer and a ClosableQueue
+    stream: fastq.IterableQueue[str] = fastq.IterableQueue()
+    upper: fastq.ClosableQueue[str] = fastq.ClosableQueue()
+    worker = fastq.StoppableWorker(str.upper, stream.get_consumer(), upper)
+    worker.start()
+    with stream.get_producer() as producer:
+        producer.put("a")
+    stream.close()
+    worker.join(timeout=10.0)
+    assert list(upper) == ["A"]
+
 
 def square(x: int) -> int:
     return x * x
