@@ -50,8 +50,11 @@ if TYPE_CHECKING:  # what the lazy names below resolve to
     from .parallel import ParallelQueue, ParallelSingleTaskQueue
     from .pipeline import merge, multiplex
 
-__getattr__, __dir__ = _lazy.attach(globals(), _lazy_names,
-                                    ("pure", "closable", "pipeline", "iterable", "parallel", "dask"))
+# (hidden from type checkers, which see the imports above: a module __getattr__ would make a
+# misspelt name Any instead of an error)
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = _lazy.attach(globals(), _lazy_names,
+                                        ("pure", "closable", "pipeline", "iterable", "parallel", "dask"))
 
 __all__ = [
     "Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "ReorderBuffer", "ProcessQueue",

@@ -3,6 +3,7 @@ with those codes, and nothing else (tests/typing/check.py compares). Never run."
 from __future__ import annotations
 
 import fastq
+import fastq.pure
 
 
 def wrong_item_types() -> None:
@@ -37,6 +38,11 @@ def wrong_argument_types() -> None:
     fastq.ParallelQueue(worker_count="4")  # E: arg-type
     fastq.IterableQueue(capacity="1M")  # E: arg-type
     fastq.ClosableQueue(maxsize=None)  # E: arg-type
+
+
+def misspelt_names() -> None:
+    fastq.Queu()  # E: attr-defined
+    fastq.pure.ClosableQeue()  # E: attr-defined
 
 
 def square(x: int) -> int:

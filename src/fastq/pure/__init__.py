@@ -20,11 +20,14 @@ if TYPE_CHECKING:  # what the lazy names below resolve to
     from .parallel import ParallelQueue, ParallelSingleTaskQueue
     from .pipeline import merge, multiplex
 
-__getattr__, __dir__ = _lazy.attach(globals(), {
-    "ProcessQueue": "_process", "ClosableQueue": "closable", "StoppableWorker": "closable",
-    "multiplex": "pipeline", "merge": "pipeline", "IterableQueue": "iterable",
-    "ParallelQueue": "parallel", "ParallelSingleTaskQueue": "parallel",
-}, ("closable", "pipeline", "iterable", "parallel", "dask"))
+# (hidden from type checkers, which see the imports above: a module __getattr__ would make a
+# misspelt name Any instead of an error)
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = _lazy.attach(globals(), {
+        "ProcessQueue": "_process", "ClosableQueue": "closable", "StoppableWorker": "closable",
+        "multiplex": "pipeline", "merge": "pipeline", "IterableQueue": "iterable",
+        "ParallelQueue": "parallel", "ParallelSingleTaskQueue": "parallel",
+    }, ("closable", "pipeline", "iterable", "parallel", "dask"))
 
 __all__ = [
     "Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "ReorderBuffer", "ProcessQueue",
