@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 USER_PROGRAM = os.path.join(HERE, "user_program.py")
@@ -29,13 +30,15 @@ _MARKER = re.compile(r"#\s*E:\s*(?P<codes>[a-z0-9-]+(?:\s*,\s*[a-z0-9-]+)*)\s*$"
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
-    # from HERE's directory, so that no configuration of the checkout's root applies and the
-    # source tree is not on the path: the installed fastq is what gets checked. The stubs describe
-    # the C build: fastq runs on its C cores here whatever the environment asked for.
+    # From an empty directory: no configuration of the checkout applies, the source tree is not
+    # on the path (the installed fastq is what gets checked), and mypy's cache lands there, not in
+    # tests/ (which the sdist ships). The stubs describe the C build: fastq runs on its C cores
+    # here whatever the environment asked for.
     env = {name: value for name, value in os.environ.items()
            if name not in ("FASTQ_NO_EXTENSIONS", "FASTQ_PURE_PYTHON")}
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=HERE,
-                          env={**env, "PYTHONPATH": ""})
+    with tempfile.TemporaryDirectory(prefix="fastq-typing-") as cwd:
+        return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd,
+                              env={**env, "PYTHONPATH": ""})
 
 
 def expected_errors(path: str) -> set[tuple[int, str]]:
