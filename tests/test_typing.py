@@ -54,7 +54,6 @@ GENERIC = ["Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "ReorderBuffer"
 # Not subscriptable yet (by where they are defined); each is asserted like the others once it is.
 PENDING = {
     "fastq._core.ReorderBuffer": "the C ReorderBuffer has no __class_getitem__ yet (_reorder.pxi)",
-    "fastq.pure._process.ProcessQueue": "the pure ProcessQueue has no __class_getitem__ yet (pure/_process.py)",
 }
 
 

@@ -25,6 +25,8 @@ def wrong_item_types() -> None:
     sq: fastq.SimpleQueue[str] = fastq.SimpleQueue()
     sq.put(b"x")  # E: arg-type
     fastq.StoppableWorker(len, lifo, cq)  # E: arg-type
+    twin: fastq.pure.ProcessQueue[bytes] = fastq.pure.ProcessQueue()
+    twin.put("x")  # E: arg-type
     assert s and n
 
 

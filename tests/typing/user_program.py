@@ -228,6 +228,12 @@ def pure_twins() -> None:
     closable.put(one)
     closable.close()
     assert list(closable) == [1] and x == "x"
+    twin: fastq.pure.ProcessQueue[bytes] = fastq.pure.ProcessQueue(capacity=1 << 16)
+    twin.put_many([b"a", b"b"])
+    ab: list[bytes] = twin.get_many(2, timeout=5.0)
+    assert ab == [b"a", b"b"] and twin.join(timeout=0.0) is False
+    twin.close()
+    twin.join_thread()
     with fastq.pure.ParallelQueue(1, backend="thread") as pq:
         assert list(pq.map(square, [3])) == [9]
 

@@ -20,6 +20,8 @@ POSIX semaphores. On top of multiprocessing.JoinableQueue it adds:
 Crash tolerance is the C core's promise, not this one's: a process killed while it holds one of
 multiprocessing's locks, or with items in its feeder thread, can hang the others (docs/design/ARCHITECTURE.md).
 """
+from __future__ import annotations
+
 import collections
 import multiprocessing
 import os
@@ -32,11 +34,25 @@ from time import monotonic
 try:
     from select import POLLIN, poll as _select_poll
 except ImportError:  # Windows
-    _select_poll = None
+    _select_poll = None  # type: ignore[misc, assignment]
 
 from .._args import process_queue_args
 from ..errors import Empty, Full, ShutDown
 from ._queue import _check_timeout, _max_items, _with_inserted
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # fastq._typing's stand-ins at run time, as the other pure cores
+    from collections.abc import Callable, Iterable
+    from multiprocessing.context import BaseContext
+    from typing import Any, Generic, SupportsIndex
+
+    import typing_extensions
+
+    _T = typing_extensions.TypeVar("_T", default=Any)  # the item type; Any where `ProcessQueue()` does not say
+else:
+    from .._typing import Generic, TypeVar
+
+    _T = TypeVar("_T")
 
 __all__ = ["ProcessQueue"]
 
@@ -70,7 +86,7 @@ def _serialize(obj, custom=None, dumps=pickle.dumps, forking_dumps=ForkingPickle
     return forking_dumps(obj, _PROTOCOL)
 
 
-class ProcessQueue(multiprocessing.queues.JoinableQueue):
+class ProcessQueue(multiprocessing.queues.JoinableQueue, Generic[_T]):
     """A multiprocessing.JoinableQueue with errors at put(), shutdown(), put_many() and get_many().
 
     `maxsize` counts items (0 or less: unbounded; put() then never blocks). `capacity` (the C core's
@@ -83,7 +99,14 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
     time raises RuntimeError.
     """
 
-    def __init__(self, maxsize=0, *, capacity=None, ctx=None, named=False, serializer=None):
+    if TYPE_CHECKING:  # multiprocessing's own state, which its stubs leave out
+        _sem: Any
+        _cond: Any
+        _unfinished_tasks: Any
+
+    def __init__(self, maxsize: int = 0, *, capacity: int | None = None, ctx: BaseContext | None = None,
+                 named: bool = False,
+                 serializer: tuple[Callable[[Any], bytes], Callable[[bytes], Any]] | None = None) -> None:
         maxsize, capacity, serializer = process_queue_args(maxsize, capacity, ctx, serializer)
         ctx = multiprocessing.get_context() if ctx is None else ctx.get_context()
         super().__init__(maxsize, ctx=ctx)
@@ -120,7 +143,7 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
         self._local()
 
     @property
-    def capacity(self):
+    def capacity(self) -> int:
         """The C core's ring size in bytes, as given (rounded up to a power of two); unused here."""
         return self._capacity
 
@@ -212,7 +235,7 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
                 self._buffer.append(_TOKEN)
                 self._notempty.notify()
 
-    def put(self, obj, block=True, timeout=None):
+    def put(self, obj: _T, block: bool = True, timeout: float | None = None) -> None:
         """Put `obj` into the queue; the same as multiprocessing.Queue.put, except that `obj` is
         pickled here (an unpicklable item raises here and nothing is queued), a negative timeout
         raises ValueError, and a shut-down queue raises ShutDown."""
@@ -224,13 +247,13 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
         self._acquire_slot(block, None if timeout is None or not block else monotonic() + timeout)
         self._commit((data,))
 
-    def put_nowait(self, obj):
+    def put_nowait(self, obj: _T) -> None:
         return self.put(obj, False)
 
     def _dumps(self):
         return None if self._serializer is None else self._serializer[0]
 
-    def put_many(self, items, block=True, timeout=None):
+    def put_many(self, items: Iterable[_T], block: bool = True, timeout: float | None = None) -> None:
         """Put every item of `items`, in order (fastq extra).
 
         Every item is pickled first: an unpicklable one raises before anything is queued. Blocks as
@@ -337,16 +360,16 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
                 # so get(timeout=0) right after this process's put() finds it, as in queue.Queue
                 block = False
 
-    def get(self, block=True, timeout=None):
+    def get(self, block: bool = True, timeout: float | None = None) -> _T:
         """Remove and return an item; the same as multiprocessing.Queue.get, except that a negative
         timeout raises ValueError and a shut-down queue raises ShutDown (once drained, or at once
         after an immediate shutdown)."""
         return self._decode(self._get(block, timeout, 1)[0])
 
-    def get_nowait(self):
+    def get_nowait(self) -> _T:
         return self.get(False)
 
-    def get_many(self, max_items, block=True, timeout=None):
+    def get_many(self, max_items: SupportsIndex, block: bool = True, timeout: float | None = None) -> list[_T]:
         """Remove and return a list of up to `max_items` items (fastq extra).
 
         Waits, as get() does, only for the first item; then takes what is already in the pipe. If an
@@ -387,24 +410,24 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
     # --- sizes ----------------------------------------------------------------------------------
 
     @property
-    def maxsize(self):
+    def maxsize(self) -> int:
         """The maxsize given at construction (0: unbounded)."""
         return self._fastq_maxsize
 
-    def qsize(self):
+    def qsize(self) -> int:
         """The number of items put and not yet got, across processes (approximate while others are
         putting or getting). Works on every platform."""
         return max(self._state[_ITEMS], 0)
 
-    def empty(self):
+    def empty(self) -> bool:
         return self.qsize() == 0
 
-    def full(self):
+    def full(self) -> bool:
         return 0 < self._fastq_maxsize <= self.qsize()
 
     # --- joinable and shutdown --------------------------------------------------------------------
 
-    def join(self, timeout=None):
+    def join(self, timeout: float | None = None) -> bool:  # type: ignore[override]  # (multiprocessing's returns None)
         """Block until every item put has been got and task_done() called for it, or, with a
         `timeout` in seconds, until it expires. Returns True when all tasks are done, False on
         timeout (fastq extra: multiprocessing's join() takes no timeout and returns None)."""
@@ -423,7 +446,7 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
                     self._cond.wait(remaining)
             return True
 
-    def shutdown(self, immediate=False):
+    def shutdown(self, immediate: bool = False) -> None:
         """Shut the queue down, as Python 3.13's queue.Queue.shutdown, for every process using it.
 
         put() then raises ShutDown everywhere; get() raises ShutDown once the queue is drained. With
@@ -447,7 +470,7 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue):
             self._discard()
 
     @property
-    def is_shutdown(self):
+    def is_shutdown(self) -> bool:
         """True once shutdown() was called, in any process (as queue.Queue.is_shutdown)."""
         return self._state[_SHUTDOWN] != _OPEN
 
