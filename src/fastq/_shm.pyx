@@ -71,6 +71,7 @@ cdef extern from "shmq.h" nogil:
     void fq_pending_add(fq_shmq *q, int64_t delta)
     uint64_t fq_pending(fq_shmq *q)
     void fq_sweep_sleepers(fq_shmq *q)
+    void fq_advance_free(fq_shmq *q, int check_dead)
     int fq_slot_claim(fq_shmq *q, uint64_t role, uint64_t ident)
     int fq_slot_swap(fq_shmq *q, int i, uint64_t old, uint64_t new)
     int fq_slot_count_live(fq_shmq *q, uint64_t role)
@@ -791,6 +792,9 @@ cdef class ProcessQueue:
             with nogil:
                 if self.q.hdr.shutdown == FQ_SHUT_IMMEDIATE:
                     fq_discard_all(&self.q, fq_self_ident())  # a late writer's item counts done too
+                # a reader killed while copying holds its record until somebody looks: once a
+                # slice, so that its lost item is counted done even when nothing else moves
+                fq_advance_free(&self.q, 2)
                 fq_wait_joined(&self.q, min(FQ_SLICE_NS, _remaining(deadline)))
             if PyErr_CheckSignals() < 0:
                 raise KeyboardInterrupt

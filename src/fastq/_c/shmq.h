@@ -470,6 +470,8 @@ static void fq_advance_free(fq_shmq *q, int check_dead)
 static int fq_try_lock(fq_shm_header *h, uint64_t me)
 {
     uint64_t zero = 0;
+    if (atomic_load_explicit(&h->rlock, memory_order_relaxed) != 0)
+        return 0;  /* test before test-and-set: no cache-line ping-pong while it is held */
     fq_cp();
     return atomic_compare_exchange_strong_explicit(&h->rlock, &zero, me, memory_order_acquire,
                                                    memory_order_relaxed);
@@ -536,6 +538,29 @@ static void fq_unlock(fq_shmq *q, uint64_t me)
     fq_wake(&h->lk_seq, &h->lk_waiters, 1);
 }
 
+/* Steal the lock if its owner is dead: FQ_OK (it is ours, next_seq repaired) or FQ_LOCKED.
+ * Without FLUX the undo record is whole and the repair is idempotent (a thief killed before it
+ * rewrites the record leaves the same repair to the next one); with FLUX next_seq is right
+ * already, and the bit stays until the record is rewritten. */
+static int fq_steal(fq_shmq *q, uint64_t me)
+{
+    fq_shm_header *h = q->hdr;
+    uint64_t owner = atomic_load(&h->rlock);
+    uint64_t flux = owner & FQ_LOCK_FLUX;
+    if (owner == 0 || (owner & FQ_LOW60) == me || !fq_dead(q, owner & FQ_LOW60))
+        return FQ_LOCKED;
+    fq_cp();
+    if (!atomic_compare_exchange_strong(&h->rlock, &owner, me | flux))
+        return FQ_LOCKED;
+    if (!flux) {
+        uint64_t tail0 = atomic_load(&h->undo_tail), seq0 = atomic_load(&h->undo_seq);
+        fq_cp();
+        atomic_store(&h->next_seq, atomic_load(&h->tail) != tail0 ? seq0 + 1 : seq0);
+    }
+    fq_set_undo(h, me, me);
+    return FQ_OK;
+}
+
 /* Take the reserve lock: FQ_OK or FQ_LOCKED. With no patience (the GIL held) it only spins a
  * little; with patience (without the GIL) it also sleeps, up to patience_ns, and once it has
  * waited a whole slice steals a dead owner's lock, repairing next_seq from undo. A live owner
@@ -568,24 +593,17 @@ static int fq_lock(fq_shmq *q, uint64_t me, int64_t patience_ns)
                 continue;
             return FQ_LOCKED;
         }
-        /* Steal a dead owner's lock. Without FLUX the undo record is whole and the repair below
-         * is idempotent (a thief killed before rewriting the record leaves it for the next);
-         * with FLUX next_seq is right already, and the bit stays until the record is rewritten. */
-        uint64_t owner = atomic_load(&h->rlock);
-        uint64_t flux = owner & FQ_LOCK_FLUX;
-        if (owner == 0 || (owner & FQ_LOW60) == me || !fq_dead(q, owner & FQ_LOW60))
-            return FQ_LOCKED;
-        fq_cp();
-        if (!atomic_compare_exchange_strong(&h->rlock, &owner, me | flux))
-            return FQ_LOCKED;
-        if (!flux) {
-            uint64_t tail0 = atomic_load(&h->undo_tail), seq0 = atomic_load(&h->undo_seq);
-            fq_cp();
-            atomic_store(&h->next_seq, atomic_load(&h->tail) != tail0 ? seq0 + 1 : seq0);
-        }
-        fq_set_undo(h, me, me);
-        return FQ_OK;
+        return fq_steal(q, me);
     }
+}
+
+/* Take back a dead owner's lock and release it at once, repairing next_seq: consumers and
+ * join() call this too, since counts read while a dead process holds the lock can be one short
+ * (its record reserved, next_seq not yet moved). */
+static void fq_reclaim_lock(fq_shmq *q)
+{
+    if (atomic_load(&q->hdr->rlock) != 0 && fq_steal(q, fq_self_ident()) == FQ_OK)
+        fq_unlock(q, fq_self_ident());
 }
 
 /* Messages between head and tail; call under the reserve lock for an exact answer. */
@@ -801,6 +819,7 @@ static int fq_peek(fq_shmq *q, fq_rslot *s)
                                 fq_spill_unlink(name, FQ_SPILL_NAME_LEN);
                             fq_cp();
                             atomic_fetch_add(&h->dones, 1);
+                            fq_reclaim_lock(q);  /* it may have died holding it, next_seq short */
                             fq_wake(&h->jd_seq, &h->jd_waiters, INT32_MAX);
                             continue;
                         }
@@ -1089,6 +1108,7 @@ static inline void fq_pending_add(fq_shmq *q, int64_t delta)
  * (an item is unfinished from the moment put() returns, as in multiprocessing). */
 static inline uint64_t fq_unfinished(fq_shmq *q)
 {
+    fq_reclaim_lock(q);  /* a dead holder's next_seq may be one short */
     uint64_t d = atomic_load(&q->hdr->dones), n = atomic_load(&q->hdr->next_seq);
     return (n > d ? n - d : 0) + fq_pending(q);
 }
@@ -1098,9 +1118,13 @@ static int fq_task_done(fq_shmq *q)
 {
     fq_shm_header *h = q->hdr;
     uint64_t d = atomic_load(&h->dones);
-    for (;;) {
-        if (d >= atomic_load(&h->next_seq))
-            return FQ_AGAIN;
+    for (int repaired = 0;;) {
+        if (d >= atomic_load(&h->next_seq)) {
+            if (repaired++)
+                return FQ_AGAIN;
+            fq_reclaim_lock(q);  /* next_seq may be one short while a dead process holds the lock */
+            continue;
+        }
         fq_cp();
         if (atomic_compare_exchange_weak(&h->dones, &d, d + 1))
             break;
