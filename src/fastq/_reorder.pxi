@@ -131,6 +131,10 @@ cdef class ReorderBuffer:
         fq_cond_signal(&self.c_room)
         fq_cond_signal(&self.c_ready)
 
+    @classmethod
+    def __class_getitem__(cls, item):
+        return types.GenericAlias(cls, item)
+
 
 cdef traverseproc _reorder_traverse_fields = (<PyTypeObject*>ReorderBuffer).tp_traverse
 
