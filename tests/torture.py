@@ -178,6 +178,16 @@ def _pq_producer(q, board, idx, seed, capacity):
     _producer_body(q.put, q.put_many, board, idx, seed, capacity)
 
 
+def _sigkill(p):
+    """SIGKILL a child; False if it had exited already and multiprocessing reaped it (starting
+    another Process reaps finished children), so there was nothing left to kill."""
+    try:
+        os.kill(p.pid, signal.SIGKILL)
+        return True
+    except ProcessLookupError:
+        return False
+
+
 def _iq_producer(producer, board, idx, seed, capacity):
     producer.put_many([])  # take over the registration from the parent (IterableQueue: first use)
     board.prog[3 * idx + 2] = 1  # ready: killable from now on
@@ -373,14 +383,16 @@ class StreamRound:
         if producers and (not self.consumers or rng.random() < 0.5):
             idx = rng.choice(producers)
             p = self.producers.pop(idx)
-            os.kill(p.pid, signal.SIGKILL)
+            if not _sigkill(p):
+                return False  # it had finished its share (its messages are checked with the rest)
             self.killed_producers.add(idx)
             self.fig.kills["producer"] += 1
             victim = p
         elif self.consumers:
             cid = rng.choice(list(self.consumers))
             p, batch = self.consumers.pop(cid)
-            os.kill(p.pid, signal.SIGKILL)
+            if not _sigkill(p):
+                return False  # it had finished: what it took is on the board
             self.killed_consumers[cid] = batch
             self.fig.kills["consumer"] += 1
             victim = p
