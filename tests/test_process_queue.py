@@ -920,3 +920,12 @@ def test_scribbled_record_gives_queue_corrupted(crash_h):
     with pytest.raises(QueueCorrupted):
         q.get(timeout=5)
     view.release()
+
+
+def test_get_many_returns_every_item_already_queued(h):
+    """Twins alike: items a put() accepted count as queued on both cores, even while the pure
+    core's feeder thread still carries them to the pipe."""
+    q = h.queue()
+    for n in (1, 3, 50):
+        q.put_many(list(range(n)))
+        assert q.get_many(100, timeout=WAIT) == list(range(n))

@@ -25,25 +25,13 @@ import time
 import pytest
 
 from fastq import Empty, Full, ShutDown
-from test_process_queue import CRASH_SKIP, FAST_METHOD, LINUX, WAIT, Harness, _process_queue_class, _until
+from test_process_queue import PQ, CRASH_SKIP, FAST_METHOD, LINUX, WAIT, Harness, _process_queue_class, _until, h  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.timeout(120)
 
 HDR_RLOCK = 80        # producers' line (64): tail, next_seq, rlock
 HDR_NE_WAITERS = 320  # ne_seq and ne_waiters each have a line of their own (256, 320)
 ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-@pytest.fixture
-def PQ(impl):
-    return _process_queue_class(impl)
-
-
-@pytest.fixture
-def h(PQ):
-    harness = Harness(PQ)
-    yield harness
-    harness.close()
 
 
 @pytest.fixture
@@ -263,15 +251,19 @@ def test_6_immediate_shutdown_discards_an_item_still_being_copied(c_h):
 # --- 7. a consumer that cannot open a large item's segment leaves it queued -----------------------
 
 
-def _get_at_the_fd_limit(q, out):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+def _exhaust_fds():
+    """Lower this process's fd limit and open fds up to it; returns them."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
     fds = []
     try:
         while True:
             fds.append(os.open("/dev/null", os.O_RDONLY))
     except OSError:
-        pass
+        return fds
+
+
+def _get_at_the_fd_limit(q, out):
+    fds = _exhaust_fds()
     try:
         q.get(timeout=5)
         out.put("got it at the fd limit")
@@ -328,14 +320,7 @@ def test_10_a_process_whose_main_thread_exited_is_alive(c_h):
 
 
 def _forked_at_the_fd_limit(q, ready):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
-    fds = []
-    try:
-        while True:
-            fds.append(os.open("/dev/null", os.O_RDONLY))
-    except OSError:
-        pass
+    fds = _exhaust_fds()
     pid = os.fork()  # the atfork handler cannot open /proc/self/stat here
     if pid == 0:
         for fd in fds:

@@ -394,23 +394,6 @@ cdef class ProcessQueue:
             o += lens[i + 1]
         return 0
 
-    cdef uint64_t _payload_len(self, _Serialized s) except? 0:
-        cdef uint32_t nbufs = 0 if s.bufs is None else len(s.bufs)
-        cdef uint64_t small_lens[9]
-        cdef uint64_t *lens = &small_lens[0]
-        if nbufs >= 9:
-            lens = <uint64_t*>malloc(8 * (nbufs + 1))
-            if lens == NULL:
-                raise MemoryError
-        try:
-            lens[0] = len(s.main)
-            for i in range(nbufs):
-                lens[i + 1] = memoryview(s.bufs[i]).nbytes
-            return fq_payload_len(nbufs, lens[0], lens + 1)
-        finally:
-            if lens != &small_lens[0]:
-                free(lens)
-
     cdef int _put_serialized(self, _Serialized s, object block, int64_t deadline, int accepted=0) except -1:
         """Reserve, copy, publish. Raises Full (no room in time), ShutDown, QueueCorrupted, OSError.
         `accepted`: a backlog's item, accepted before any graceful shutdown."""
@@ -505,7 +488,7 @@ cdef class ProcessQueue:
 
     cdef _enqueue(self, _Serialized s, block, timeout):
         cdef int64_t deadline = _deadline_ns(block, timeout)
-        cdef uint64_t total
+        cdef uint64_t size
         if self.q.hdr.maxsize:
             self._put_serialized(s, block, deadline)
             return
@@ -517,12 +500,12 @@ cdef class ProcessQueue:
                 return
             except Full:
                 pass
-        total = self._payload_len(s)
-        if total == <uint64_t>-1 or total > _spill_above(self.q.cap):
+        size = len(s.main) + (sum([memoryview(b).nbytes for b in s.bufs]) if s.bufs else 0)
+        if size > _spill_above(self.q.cap):
             # the feeder will make its segment: a full /dev/shm should fail this put, not that
             st = os.statvfs("/dev/shm")
-            if <uint64_t>st.f_bavail * st.f_frsize < total:
-                raise _no_room_for_spill(total)
+            if <uint64_t>st.f_bavail * st.f_frsize < size:
+                raise _no_room_for_spill(size)
         if self._member() < 0:  # no slot to count a backlog in: wait for room instead
             self._put_serialized(s, True, -1)
             return

@@ -39,19 +39,28 @@
 #define FQ_START_MASK ((UINT64_C(1) << 38) - 1)
 #define FQ_START_UNKNOWN FQ_START_MASK
 
-/* Read state (field 3) and start time (field 22) of /proc/<pid>/stat. 0, or -1 if unreadable. */
-static int fq_proc_stat(uint32_t pid, char *state, uint64_t *start)
+/* Read the start of /proc/<pid>/<file> into buf, NUL-terminated: 0, or -1 if unreadable. */
+static int fq_proc_read(uint32_t pid, const char *file, char *buf, size_t size)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)pid);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%u/%s", (unsigned)pid, file);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
+    ssize_t n = read(fd, buf, size - 1);
     close(fd);
     if (n <= 0)
         return -1;
     buf[n] = '\0';
+    return 0;
+}
+
+/* Read state (field 3) and start time (field 22) of /proc/<pid>/stat. 0, or -1 if unreadable. */
+static int fq_proc_stat(uint32_t pid, char *state, uint64_t *start)
+{
+    char buf[1024];
+    if (fq_proc_read(pid, "stat", buf, sizeof buf) < 0)
+        return -1;
     char *p = strrchr(buf, ')');  /* the command name may hold spaces and parentheses */
     if (p == NULL || p[1] != ' ')
         return -1;
@@ -100,16 +109,9 @@ static inline int fq_ident_valid(uint64_t ident)
  * counts itself), or -1 if unreadable. */
 static int fq_proc_threads(uint32_t pid)
 {
-    char path[64], buf[2048];
-    snprintf(path, sizeof path, "/proc/%u/status", (unsigned)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    char buf[2048];
+    if (fq_proc_read(pid, "status", buf, sizeof buf) < 0)
         return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
     char *p = strstr(buf, "\nThreads:");
     return p == NULL ? -1 : atoi(p + 9);
 }

@@ -299,7 +299,10 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue, Generic[_T]):
             recv, release = self._recv_bytes, self._sem.release
             got = [recv()]
             release()
-            while len(got) < max_items and poll():
+            # then what is queued already: in the pipe, or accepted by a put() and still on its way
+            # through a feeder thread (the C core's put() writes to the ring itself)
+            items = self._state
+            while len(got) < max_items and (poll() or (items[_ITEMS] > len(got) and poll(_IN_FLIGHT_GRACE))):
                 got.append(recv())
                 release()
             # counted under the read lock, so a getter that takes the lock next sees an exact count
