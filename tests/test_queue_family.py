@@ -1821,3 +1821,13 @@ def test_shutdown_after_a_put_wakes_every_blocked_getter(impl, kind):
         for t in threads:
             t.join(10)
         assert ended == [True] * 3
+
+
+@pytest.mark.parametrize("name", ["Queue", "LifoQueue", "PriorityQueue", "SimpleQueue"])
+def test_pickling_is_refused_alike(impl, name):
+    """No queue pickles (its items and waiters live in this process); every C class refuses with
+    the same plain message, as the pure ones do with the stdlib's."""
+    import pickle
+
+    with pytest.raises(TypeError, match="cannot pickle"):
+        pickle.dumps(getattr(impl.module, name)())

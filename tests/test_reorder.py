@@ -266,3 +266,16 @@ def test_stateful_against_a_dict_model(RB):
     machine = type("Machine", (ReorderModel,), {"impl_cls": RB})
     machine.TestCase.settings = settings(max_examples=60, stateful_step_count=60, deadline=None)
     machine.TestCase().runTest()
+
+
+def test_an_unknown_packet_id_is_refused_in_a_sentence(RB):
+    buf = RB(4)
+    with pytest.raises(ValueError, match=r"^packet id 7 was not handed out by reserve\(\), or was delivered "
+                                         r"already; no id is reserved now$"):
+        buf.put(7, "x")
+    first, second = buf.reserve(), buf.reserve()
+    with pytest.raises(ValueError, match=r"the reserved, undelivered ids are 0 to 1 \(modulo 2\*\*32\)$"):
+        buf.put(second + 1, "x")
+    buf.put(first, "a")
+    with pytest.raises(ValueError, match=r"^packet id 0 was already put$"):
+        buf.put(first, "b")

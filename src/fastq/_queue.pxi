@@ -578,6 +578,7 @@ cdef class Queue:
         return types.GenericAlias(cls, item)
 
 
+@cython.auto_pickle(False)  # refused with Queue's own message, not Cython's
 cdef class LifoQueue(Queue):
     """Variant of Queue that retrieves most recently added entries first."""
 
@@ -585,6 +586,7 @@ cdef class LifoQueue(Queue):
         self.kind = KIND_LIFO
 
 
+@cython.auto_pickle(False)
 cdef class PriorityQueue(Queue):
     """Variant of Queue that retrieves open entries in priority order (lowest first).
 

@@ -62,9 +62,15 @@ static int fq_reorder_put(fq_reorder *b, uint32_t id, PyObject *item)
 {
     uint32_t d = id - b->next_out;
     if (d >= fq_reorder_pending(b)) {  /* implies d < W */
-        PyErr_Format(PyExc_ValueError,
-                     "packet id %lu is not a reserved, undelivered id (those are %lu up to %lu, mod 2**32)",
-                     (unsigned long)id, (unsigned long)b->next_out, (unsigned long)b->next_id);
+        if (fq_reorder_pending(b) == 0)
+            PyErr_Format(PyExc_ValueError,
+                         "packet id %lu was not handed out by reserve(), or was delivered already; "
+                         "no id is reserved now", (unsigned long)id);
+        else
+            PyErr_Format(PyExc_ValueError,
+                         "packet id %lu was not handed out by reserve(), or was delivered already; "
+                         "the reserved, undelivered ids are %lu to %lu (modulo 2**32)",
+                         (unsigned long)id, (unsigned long)b->next_out, (unsigned long)(uint32_t)(b->next_id - 1));
         return -1;
     }
     uint32_t i = id & b->mask;

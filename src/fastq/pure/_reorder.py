@@ -110,9 +110,11 @@ class ReorderBuffer(Generic[_T]):
             raise OverflowError("packet id must be a uint32")
         with self._lock:
             if (pid - self._next_out) & _MASK32 >= self.pending:
-                raise ValueError(
-                    f"packet id {pid} is not a reserved, undelivered id "
-                    f"(those are {self._next_out} up to {self._next_id}, mod 2**32)")
+                prefix = f"packet id {pid} was not handed out by reserve(), or was delivered already; "
+                if not self.pending:
+                    raise ValueError(prefix + "no id is reserved now")
+                raise ValueError(prefix + f"the reserved, undelivered ids are {self._next_out} to "
+                                 f"{(self._next_id - 1) & _MASK32} (modulo 2**32)")
             i = pid & self._mask
             if self._slots[i] is not self._EMPTY:
                 raise ValueError(f"packet id {pid} was already put")
