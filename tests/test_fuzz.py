@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FUZZ = Path(__file__).resolve().parent / "fuzz"
 CORPUS = FUZZ / "corpus"
 LINUX = sys.platform.startswith("linux")
-HEADER = 4096  # FQ_SHM_HEADER: the arena's offset
+HEADER = 8192  # FQ_SHM_HEADER: the arena's offset (docs/design/SHM-QUEUE.md, "The segment")
 REC_HDR = 32  # FQ_REC_HDR: a record's payload follows its header
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.skipif(not LINUX, reason="the C ring is Linux first")]
@@ -110,15 +110,13 @@ def _bounded_get(q):
 def test_unparseable_payload_raises_queue_corrupted_not_a_spin(PQ, field, value):
     q = PQ()
     q.put(("hello", 1))
+    q.put("next")
     view = q._segment_view()
     fmt = "<Q" if field == 8 else "<I"
     struct.pack_into(fmt, view, HEADER + REC_HDR + field, value)  # the first record's payload header
     view.release()
-    assert _bounded_get(q) == "QueueCorrupted"
-    t0 = time.monotonic()
-    with pytest.raises(QueueCorrupted):  # in this process too, at once
-        q.get(timeout=5)
-    assert time.monotonic() - t0 < 1
+    assert _bounded_get(q) == "QueueCorrupted"  # once, and the record is taken out...
+    assert q.get(timeout=5) == "next"  # ...so the items behind it flow
 
 
 def _spill_names():

@@ -510,3 +510,68 @@ def test_17_a_serializer_replaces_pickle(h, method):
     out = mp.get_context(method).SimpleQueue()
     h.finish(h.start(_json_round_trip, q, out, method=method))  # the serializer travels with the queue
     assert out.get() == ["x"]
+
+
+# --- found by attacking this session's changes ------------------------------------------------------
+
+
+def _sleep_briefly():
+    time.sleep(0.5)
+
+
+def test_a_fork_child_that_holds_the_queue_last_removes_its_files(c_h):
+    """The last holder may be a child that never touched the queue: multiprocessing ends it with
+    os._exit, after its finalizers, and one of them lets go of the queue."""
+    before_names, before_spills = _named_segments(), _spill_names()
+    q = c_h.queue(named=True, capacity=1 << 16)
+    q.put(bytes(1 << 20))  # a spill segment, still queued
+    p = c_h.start(_sleep_briefly, method="fork")
+    c_h.queues.clear()
+    del q
+    gc.collect()  # the parent lets go first: the child still holds it
+    c_h.finish(p)
+    assert _until(lambda: _named_segments() - before_names == set() and _spill_names() - before_spills == set(),
+                  timeout=5)
+
+
+def test_at_most_128_iterable_producers_and_members_still_fit(c_h):
+    q = c_h.queue()
+    tokens = [q._producer_register() for _ in range(128)]
+    with pytest.raises(RuntimeError, match="at most 128"):
+        q._producer_register()
+    p = c_h.start(_blocked_get, q, method="fork")  # a sleeper still gets a member slot
+    view = q._segment_view()
+    assert _until(lambda: struct.unpack_from("<I", view, HDR_NE_WAITERS)[0] == 1)
+    p.kill()
+    p.join()
+    for token in tokens:
+        q._producer_unregister(token)
+
+
+def _not_bytes(obj):
+    return 5
+
+
+@pytest.mark.parametrize("dumps", [_not_bytes, json.dumps], ids=["an-int", "a-str"])
+def test_a_serializer_must_return_bytes(h, dumps):
+    q = h.queue(serializer=(dumps, json.loads))
+    with pytest.raises(TypeError, match="bytes-like"):
+        q.put({"a": 1})
+    q.put(bytearray(b"raw"))  # bytes and bytearray still travel raw, on both cores
+    got = q.get(timeout=WAIT)
+    assert got == bytearray(b"raw") and type(got) is bytearray
+
+
+def test_an_item_with_more_out_of_band_buffers_than_a_record_carries_arrives(h):
+    item = [pickle.PickleBuffer(bytes([i % 256]) * 4096) for i in range(5000)]
+    q = h.queue(capacity=64 << 20)
+    q.put(item)
+    q.put("next")
+    got = q.get(timeout=WAIT)
+    assert len(got) == 5000 and bytes(got[4999]) == bytes([4999 % 256]) * 4096
+    assert q.get(timeout=WAIT) == "next"
+
+
+def test_maxsize_out_of_range(PQ):
+    with pytest.raises(ValueError):
+        PQ(2 ** 64)

@@ -4,6 +4,7 @@ with its figures (--kills, --seconds, --seed, --scenarios, --json)."""
 import multiprocessing as mp
 import os
 import signal
+import struct
 import sys
 import time
 
@@ -96,7 +97,7 @@ def test_consumer_killed_holding_a_spill_record_leaks_no_segment(c_core):
     q.put(b"x" * (1 << 20))  # a spill segment; its ring record is the first, at arena offset 0
     (name,) = _spill_names() - before
     view = q._segment_view()
-    header = 4096  # docs/design/SHM-QUEUE.md: the arena follows the 4 KiB header
+    header = struct.unpack_from("<I", view, 12)[0]  # header_size: the arena follows the header
     dead_reader = (3 << 60) | ((1 << 22) - 1)  # READING | a pid that does not exist
     state, seq, pos, size = struct.unpack_from("<QQQI", view, header)
     assert state >> 60 == 2 and pos == 0  # READY, the first record

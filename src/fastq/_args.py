@@ -13,6 +13,8 @@ def process_queue_args(maxsize, capacity, ctx, serializer):
     """(maxsize, capacity rounded up to a power of two, (dumps, loads) or None). Raises TypeError
     for a value of the wrong type and ValueError for one out of range."""
     maxsize = max(index(maxsize), 0)
+    if maxsize >= 1 << 63:
+        raise ValueError(f"'maxsize' must be below 2**63 (0 for unbounded), not {maxsize}")
     if capacity is None:
         capacity = DEFAULT_CAPACITY
     else:

@@ -35,7 +35,7 @@ cdef extern from "shmq.h" nogil:
     enum:
         FQ_OK, FQ_AGAIN, FQ_SHUT, FQ_CORRUPT, FQ_LOCKED, FQ_TOOBIG
         FQ_KIND_PICKLE, FQ_KIND_BYTES, FQ_KIND_BYTEARRAY, FQ_KIND_SPILL
-        FQ_SHM_HEADER, FQ_REC_HDR, FQ_SPILL_NAME_LEN, FQ_SLOTS
+        FQ_SHM_HEADER, FQ_REC_HDR, FQ_SPILL_NAME_LEN, FQ_MAX_PRODUCERS, FQ_MAX_NBUFS
         FQ_SHUT_GRACEFUL, FQ_SHUT_IMMEDIATE
     int64_t FQ_SLICE_NS
     uint64_t FQ_SHM_MAGIC
@@ -69,7 +69,7 @@ cdef extern from "shmq.h" nogil:
     long fq_cp_arm(long n, int sig, long *waits)
     uint64_t fq_pidns()
     void fq_pending_add(fq_shmq *q, int64_t delta)
-    uint64_t fq_pending(fq_shmq *q)
+    uint64_t fq_pending(fq_shmq *q, int check_dead)
     void fq_sweep_sleepers(fq_shmq *q)
     void fq_advance_free(fq_shmq *q, int check_dead)
     int fq_slot_claim(fq_shmq *q, uint64_t role, uint64_t ident)
@@ -136,6 +136,12 @@ cdef class _Serialized:
     cdef list bufs   # contiguous memoryviews, or None
 
 
+@cython.final
+cdef class _Failed:
+    """An item taken out of the queue that does not decode: get() raises its error."""
+    cdef object exc
+
+
 cdef object _inband_or_keep(list keep):
     def callback(pickle_buffer):
         view = pickle_buffer.raw()
@@ -154,7 +160,8 @@ cdef _Serialized _serialize(obj, object dumps):
     elif t is bytearray:
         s.kind, s.main, s.bufs = FQ_KIND_BYTEARRAY, obj, None
     elif dumps is not None:  # the queue's own serializer: one bytes-like object, nothing out of band
-        s.kind, s.main, s.bufs = FQ_KIND_PICKLE, bytes(dumps(obj)), None
+        main = dumps(obj)
+        s.kind, s.main, s.bufs = FQ_KIND_PICKLE, main if type(main) is bytes else _bytes_like(main), None
     elif t is int or t is str or t is float or obj is None or t is bool:  # no buffers inside
         s.kind, s.main, s.bufs = FQ_KIND_PICKLE, pickle.dumps(obj, protocol=5), None
     else:
@@ -164,7 +171,17 @@ cdef _Serialized _serialize(obj, object dumps):
         except BufferError:  # a non-contiguous buffer: pickle it in-band
             s.bufs = []
             s.main = pickle.dumps(obj, protocol=5)
+        if len(s.bufs) > FQ_MAX_NBUFS:  # more than a record may carry (readers refuse them): in band
+            s.bufs = []
+            s.main = pickle.dumps(obj, protocol=5)
     return s
+
+
+cdef bytes _bytes_like(obj):
+    try:
+        return bytes(memoryview(obj))
+    except TypeError:
+        raise TypeError(f"the serializer's dumps() must return a bytes-like object, not {type(obj).__name__}") from None
 
 
 cdef inline int64_t _remaining(int64_t deadline) noexcept nogil:
@@ -214,6 +231,8 @@ def _attach_named(name, serializer=None):
     q._set_serializer(serializer)
     q._attach(fd)
     q._name = name
+    if os.fstat(fd).st_nlink == 0:  # its last holder let go between our open and our lock
+        raise FileNotFoundError(errno.ENOENT, "the named ProcessQueue is gone (its last holder let go)", name)
     return q
 
 
@@ -251,7 +270,7 @@ cdef class ProcessQueue:
     cdef object _feed_error          # what made the feeder drop an item, for the next put()
     cdef object _failed              # an item get_many() took but could not decode: the next get raises it
     cdef bint _cancel_flush
-    cdef bint _member_tried
+    cdef int64_t _member_retry        # no slot was free: when to try again
     cdef int64_t _last_sweep          # when this handle last swept dead sleepers' marks
     cdef uint64_t _member_value
     cdef object _name                # named mode: the segment's name
@@ -276,6 +295,7 @@ cdef class ProcessQueue:
             raise OSError(-rc, os.strerror(-rc))
         self.fd = rc
         self._local_reset()
+        _let_go_at_exit(self)
 
     cdef _set_serializer(self, serializer):
         self._dumps, self._loads = (None, None) if serializer is None else serializer
@@ -287,6 +307,7 @@ cdef class ProcessQueue:
             _raise_for(rc)
         self.fd = fd
         self._local_reset()
+        _let_go_at_exit(self)
 
     cdef _local_reset(self):
         ns = fq_pidns()
@@ -300,14 +321,21 @@ cdef class ProcessQueue:
         self._feed_error = None
         self._failed = None
         self._closed = False
-        self._member_tried = False
+        self._member_retry = 0
         self.q.member = -1  # a fork child's slot is its own, claimed when first needed
 
     def __dealloc__(self):
+        self._let_go()
+
+    cdef _let_go(self):
+        """Unmap and close; the last holder also removes the name and what is still queued
+        (fq_shmq_detach). At garbage collection, and at exit (a process's last handles, a fork
+        child's too: multiprocessing ends its children with os._exit, after their finalizers)."""
         if self.q.base != NULL and self.q.member >= 0 and self._ident == fq_self_ident():
             fq_slot_swap(&self.q, self.q.member, self._member_value, 0)
         name = None if self._name is None else self._name.encode()
         fq_shmq_detach(&self.q, self.fd, NULL if name is None else <const char*>name)
+        self.fd = -1
 
     def __reduce__(self):
         from multiprocessing import context, reduction
@@ -340,12 +368,13 @@ cdef class ProcessQueue:
             self._last_sweep = now
             with nogil:
                 fq_sweep_sleepers(&self.q)
-        if self.q.member < 0 and not self._member_tried:
-            self._member_tried = True
+        if self.q.member < 0 and now >= self._member_retry:
             i = fq_slot_claim(&self.q, FQ_ROLE_MEMBER, fq_self_ident())
             if i >= 0:
                 self._member_value = fq_st(FQ_ROLE_MEMBER, fq_self_ident())
                 self.q.member = i
+            else:
+                self._member_retry = now + 1000000000  # the table is full: look again in a second
         return self.q.member
 
     @property
@@ -506,8 +535,8 @@ cdef class ProcessQueue:
             st = os.statvfs("/dev/shm")
             if <uint64_t>st.f_bavail * st.f_frsize < size:
                 raise _no_room_for_spill(size)
-        if self._member() < 0:  # no slot to count a backlog in: wait for room instead
-            self._put_serialized(s, True, -1)
+        if self._member() < 0:  # no slot to count a backlog in: wait for room, as a bounded put would
+            self._put_serialized(s, block, deadline)
             return
         with self._backlog_lock:
             if self.q.hdr.shutdown:
@@ -540,6 +569,8 @@ cdef class ProcessQueue:
             except BaseException as exc:  # this item is lost (e.g. no room for its segment); later ones are not
                 self._feed_error = exc
             with self._backlog_lock:
+                if not self._backlog or self._backlog[0] is not s:
+                    continue  # shutdown(immediate) cleared the backlog meanwhile, and its count
                 self._backlog.popleft()
             fq_pending_add(&self.q, -1)
 
@@ -591,54 +622,61 @@ cdef class ProcessQueue:
     # ---- get ----
 
     cdef object _take(self, fq_rslot *r):
-        """Claim and copy out the record peek found; _NOT_YET if another consumer took it (or
-        took it from us, judging us dead). Everything that can fail (opening a spill segment,
-        allocating) happens before the claim, so that an error leaves the item queued."""
+        """Claim, copy out and decode the record peek found: the item, a _Failed if it does not
+        decode, or _NOT_YET if another consumer took it (or took it from us, judging us dead).
+        Everything that can fail before the copy (opening a spill segment, allocating) happens
+        before the claim, so that an error leaves the item queued."""
         cdef fq_payload p, sp
         cdef uint64_t spill_size = 0
         cdef char *spill = NULL
         cdef int rc
         rc = fq_read_payload(r, &p)
-        if rc == FQ_CORRUPT:
-            _raise_for(rc)  # still READY at head: retrying would spin forever
+        if rc == FQ_CORRUPT:  # still READY at head: take it out, or it would block the queue for good
+            return self._drop_corrupt(r, NULL, "a record's payload is inconsistent")
         if rc != FQ_OK:
             return _NOT_YET  # reused under us: peek again
-        if p.kind == FQ_KIND_SPILL:
-            rc = fq_spill_open(p.main, p.main_len, &spill, &spill_size)
-            if rc == FQ_AGAIN:  # gone: claimed and unlinked by another consumer, or never made
-                return self._drop_corrupt(r, NULL, "a large item's segment is missing")
-            if rc != 0:
-                if rc == -errno.EMFILE or rc == -errno.ENFILE:
-                    raise OSError(-rc, f"{os.strerror(-rc)}: cannot open the segment of a large item "
-                                  "(it stays queued)")
-                _raise_for(rc)
-            try:
-                if fq_payload_parse(spill, spill_size, &sp) != FQ_OK or sp.kind == FQ_KIND_SPILL:
-                    return self._drop_corrupt(r, p.main, "a spill segment is inconsistent")
-                return self._take_from(r, &sp, spill_size, p.main)
-            finally:
-                munmap(spill, spill_size)
-        return self._take_from(r, &p, r.len, NULL)
+        if p.kind != FQ_KIND_SPILL:
+            return self._take_from(r, &p, r.len, NULL)
+        rc = fq_spill_open(p.main, p.main_len, &spill, &spill_size)
+        if rc == FQ_AGAIN:  # gone: claimed and unlinked by another consumer, or never made
+            return self._drop_corrupt(r, NULL, "a large item's segment is missing")
+        if rc != 0:
+            if rc == -errno.EMFILE or rc == -errno.ENFILE:
+                raise OSError(-rc, f"{os.strerror(-rc)}: cannot open the segment of a large item "
+                              "(it stays queued)")
+            _raise_for(rc)
+        try:
+            if fq_payload_parse(spill, spill_size, &sp) != FQ_OK or sp.kind == FQ_KIND_SPILL:
+                return self._drop_corrupt(r, p.main, "a spill segment is inconsistent")
+            return self._take_from(r, &sp, spill_size, p.main)
+        finally:
+            munmap(spill, spill_size)
 
     cdef object _take_from(self, fq_rslot *r, fq_payload *p, uint64_t total, const char *spill_name):
         """_take's second half, over the payload p (`total` bytes): the record's own, or the
         mapped segment of a spilled item, whose name spill_name is."""
         cdef uint64_t me = fq_self_ident()
         cdef int rc
-        parts = _alloc_parts(p, total)
-        if parts is None:
-            return self._drop_corrupt(r, spill_name, "a record's buffer lengths are inconsistent")
+        cdef list bufs = None
+        if p.kind == FQ_KIND_BYTEARRAY:
+            main = PyByteArray_FromStringAndSize(NULL, p.main_len)
+        else:
+            main = PyBytes_FromStringAndSize(NULL, p.main_len)
+        if p.nbufs:
+            bufs = _alloc_bufs(p, total)
+            if bufs is None:
+                return self._drop_corrupt(r, spill_name, "a record's buffer lengths are inconsistent")
         if fq_claim(&self.q, r, me) != FQ_OK:
             return _NOT_YET
         try:
             if spill_name != NULL:
                 fq_spill_unlink(spill_name, FQ_SPILL_NAME_LEN)  # ours now: nobody else opens it
-            _fill(p, parts[0], parts[1])
+            _fill(p, main, bufs)
         finally:
             rc = fq_release(&self.q, r, me)
         if rc != FQ_OK:
             return _NOT_YET  # judged dead meanwhile, and the record counted lost: the copy may be torn
-        return parts
+        return self._decode(p.kind, main, bufs)
 
     cdef object _drop_corrupt(self, fq_rslot *r, const char *spill_name, str why):
         """A READY record that can never be read: take it out of the queue (so the rest flows)
@@ -651,14 +689,17 @@ cdef class ProcessQueue:
         fq_release(&self.q, r, me)
         raise QueueCorrupted(why)
 
-    cdef object _decode(self, tuple parts):
-        cdef uint32_t kind = parts[2]
+    cdef object _decode(self, uint32_t kind, object main, list bufs):
         if kind != FQ_KIND_PICKLE:
-            return parts[0]
-        if self._loads is not None:
-            return self._loads(parts[0])
-        bufs = parts[1]
-        return pickle.loads(parts[0], buffers=bufs) if bufs else pickle.loads(parts[0])
+            return main
+        try:
+            if self._loads is not None:
+                return self._loads(main)
+            return pickle.loads(main, buffers=bufs) if bufs else pickle.loads(main)
+        except Exception as exc:  # the item is taken out: it fails where it is returned
+            failed = _Failed.__new__(_Failed)
+            (<_Failed>failed).exc = exc
+            return failed
 
     cdef int _check_get(self) except -1:
         self._check()
@@ -670,7 +711,7 @@ cdef class ProcessQueue:
         return 0
 
     cdef object _get_one(self, block, int64_t deadline):
-        """The next item's parts (not decoded yet)."""
+        """The next item, or a _Failed."""
         cdef fq_rslot r
         cdef int rc
         while True:
@@ -680,13 +721,13 @@ cdef class ProcessQueue:
                 raise ShutDown
             rc = fq_peek(&self.q, &r)  # never blocks
             if rc == FQ_OK:
-                parts = self._take(&r)
-                if parts is not _NOT_YET:
-                    return parts
+                item = self._take(&r)
+                if item is not _NOT_YET:
+                    return item
                 continue
             if rc != FQ_AGAIN:
                 _raise_for(rc)
-            if self.q.hdr.shutdown and self.q.hdr.head == self.q.hdr.tail and fq_pending(&self.q) == 0:
+            if self.q.hdr.shutdown and self.q.hdr.head == self.q.hdr.tail and fq_pending(&self.q, 1) == 0:
                 raise ShutDown  # drained, and no backlog holds an item accepted before the shutdown
             if not block or _remaining(deadline) <= 0:
                 raise Empty
@@ -702,7 +743,10 @@ cdef class ProcessQueue:
         is shut down and empty (at once after an immediate shutdown). An item that cannot be
         unpickled raises here, once, and is gone."""
         self._check_get()
-        return self._decode(self._get_one(block, _deadline_ns(block, timeout)))
+        item = self._get_one(block, _deadline_ns(block, timeout))
+        if type(item) is _Failed:
+            raise (<_Failed>item).exc
+        return item
 
     def get_nowait(self):
         return self.get(False)
@@ -715,7 +759,10 @@ cdef class ProcessQueue:
         cdef Py_ssize_t n = max_items
         if n < 1:
             raise ValueError("'max_items' must be at least 1")
-        out = [self._decode(self._get_one(block, _deadline_ns(block, timeout)))]
+        item = self._get_one(block, _deadline_ns(block, timeout))
+        if type(item) is _Failed:
+            raise (<_Failed>item).exc
+        out = [item]
         cdef fq_rslot r
         cdef int rc
         while len(out) < n:  # then take what is there, without waiting
@@ -723,19 +770,18 @@ cdef class ProcessQueue:
             if rc != FQ_OK or self.q.hdr.shutdown == FQ_SHUT_IMMEDIATE:
                 break  # an error (QueueCorrupted) raises at the next get, with nothing taken
             try:
-                parts = self._take(&r)
+                item = self._take(&r)
             except QueueCorrupted as exc:  # a record no one can read, taken out: it raises once
                 self._failed = exc
                 break
             except Exception:
                 break  # nothing was claimed (EMFILE...): the item stays queued, the next get raises
-            if parts is _NOT_YET:
+            if item is _NOT_YET:
                 continue
-            try:
-                out.append(self._decode(parts))
-            except Exception as exc:
-                self._failed = exc
+            if type(item) is _Failed:
+                self._failed = (<_Failed>item).exc
                 break
+            out.append(item)
         return out
 
     # ---- sizes ----
@@ -746,7 +792,7 @@ cdef class ProcessQueue:
         self._check()
         cdef uint64_t items = 0
         fq_items(&self.q, &items)
-        return items + fq_pending(&self.q)
+        return items + fq_pending(&self.q, 0)
 
     def empty(self):
         return self.qsize() == 0
@@ -815,9 +861,11 @@ cdef class ProcessQueue:
         """Register this process as a producer; returns a token."""
         self._check()
         cdef uint64_t value = fq_st(FQ_ROLE_PRODUCER, fq_self_ident())
-        i = fq_slot_claim(&self.q, FQ_ROLE_PRODUCER, fq_self_ident())
+        i = -1
+        if fq_slot_count_live(&self.q, FQ_ROLE_PRODUCER) < FQ_MAX_PRODUCERS:
+            i = fq_slot_claim(&self.q, FQ_ROLE_PRODUCER, fq_self_ident())
         if i < 0:
-            raise RuntimeError(f"too many live producers for one IterableQueue (at most {FQ_SLOTS} processes)")
+            raise RuntimeError(f"too many live producers for one IterableQueue (at most {FQ_MAX_PRODUCERS})")
         return (i, value)
 
     def _producer_adopt(self, token):
@@ -857,7 +905,7 @@ cdef class ProcessQueue:
         """Nothing queued, nothing being written, no backlog anywhere: true emptiness, for
         IterableQueue."""
         self._check()
-        return self.q.hdr.head == self.q.hdr.tail and not self._backlog and fq_pending(&self.q) == 0
+        return self.q.hdr.head == self.q.hdr.tail and not self._backlog and fq_pending(&self.q, 1) == 0
 
     def close(self):
         """This process will put no more items (as in multiprocessing). Items still in the
@@ -878,16 +926,12 @@ cdef class ProcessQueue:
         self._cancel_flush = True
 
 
-cdef tuple _alloc_parts(fq_payload *p, uint64_t total):
-    """(main, bufs, kind): the output objects for a parsed payload, or None if its buffer lengths
-    do not fit in `total` bytes. Each length is read once from shared memory: a process rewriting
-    the segment under us must not make the copy overrun what was allocated."""
+cdef list _alloc_bufs(fq_payload *p, uint64_t total):
+    """The bytearrays for a parsed payload's out-of-band buffers, or None if their lengths do not
+    fit in `total` bytes. Each length is read once from shared memory: a process rewriting the
+    segment under us must not make the copy overrun what was allocated."""
     cdef uint64_t o = 16 + 8 * <uint64_t>p.nbufs + p.main_len, n
     cdef uint32_t i
-    if p.kind == FQ_KIND_BYTEARRAY:
-        main = PyByteArray_FromStringAndSize(NULL, p.main_len)
-    else:
-        main = PyBytes_FromStringAndSize(NULL, p.main_len)
     bufs = []
     for i in range(p.nbufs):
         n = fq_buf_len(p, i)
@@ -896,11 +940,11 @@ cdef tuple _alloc_parts(fq_payload *p, uint64_t total):
             return None
         bufs.append(PyByteArray_FromStringAndSize(NULL, n))
         o += n
-    return (main, bufs, p.kind)
+    return bufs
 
 
 cdef int _fill(fq_payload *p, object main, list bufs) except -1:
-    """Copy a payload out into the objects _alloc_parts made (their sizes, not the segment's)."""
+    """Copy a payload out into the objects allocated for it (their sizes, not the segment's)."""
     cdef char *dst = PyByteArray_AS_STRING(main) if p.kind == FQ_KIND_BYTEARRAY else PyBytes_AS_STRING(main)
     cdef uint64_t o = 16 + 8 * <uint64_t>p.nbufs + p.main_len, n
     cdef const char *base = p.main - (16 + 8 * <uint64_t>p.nbufs)
@@ -910,6 +954,8 @@ cdef int _fill(fq_payload *p, object main, list bufs) except -1:
             memcpy(dst, p.main, p.main_len)
     else:
         memcpy(dst, p.main, p.main_len)
+    if bufs is None:
+        return 0
     for i in range(len(bufs)):
         n = PyByteArray_GET_SIZE(bufs[i])
         o = fq_buf_start(o)
@@ -921,6 +967,27 @@ cdef int _fill(fq_payload *p, object main, list bufs) except -1:
             memcpy(dst, base + o, n)
         o += n
     return 0
+
+
+def _let_go_ref(ref):
+    q = ref()
+    # at exit only when no other thread is left that might be inside a call on it (a daemon
+    # thread blocked in get(), a feeder after cancel_join_thread()): unmapping under it would crash
+    if q is not None and threading.active_count() == 1:
+        (<ProcessQueue>q)._let_go()
+
+
+def _let_go_in_child(q):
+    _let_go_at_exit(q)  # multiprocessing cleared the parent's finalizers in this child: anew
+
+
+cdef _let_go_at_exit(ProcessQueue q):
+    # multiprocessing runs these at exit, in the parent (atexit) and in its children (before
+    # os._exit); a fork child gets its own through the after-fork hook
+    import weakref
+    from multiprocessing import util
+    util.Finalize(q, _let_go_ref, args=(weakref.ref(q),), exitpriority=-10)  # after the flush (-5)
+    util.register_after_fork(q, _let_go_in_child)
 
 
 def _flush_at_exit(ref):

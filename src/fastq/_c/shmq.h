@@ -61,11 +61,12 @@
 
 #define FQ_SHM_MAGIC UINT64_C(0x4D48535154534146) /* "FASTQSHM" little-endian */
 #define FQ_SHM_VERSION 2
-#define FQ_SHM_HEADER 4096
+#define FQ_SHM_HEADER 8192
 #define FQ_REC_HDR 32
 #define FQ_SLICE_NS INT64_C(20000000) /* bounds crash recovery, shutdown and Ctrl-C latency */
 #define FQ_MAX_NBUFS 4096
-#define FQ_SLOTS 128
+#define FQ_SLOTS 256          /* participants: IterableQueue producers and member handles */
+#define FQ_MAX_PRODUCERS 128 /* of them producers, so members always find room beside them */
 #define FQ_ROLE_PRODUCER UINT64_C(1) /* IterableQueue's producers */
 #define FQ_ROLE_MEMBER UINT64_C(2)   /* a process's handle: its sleepers and its backlog */
 #define FQ_ROLE_SWEEP UINT64_C(3)    /* a dead owner's slot being cleared by the ident named */
@@ -97,12 +98,13 @@ typedef struct {
     FQ_LINE _Atomic uint32_t lk_seq, lk_waiters;
     FQ_LINE _Atomic uint32_t shutdown;
     _Atomic uint32_t endpoints_closed;    /* IterableQueue: no producer will register any more */
+    _Atomic int64_t sweep_at;             /* when a process last swept sleepers' marks (monotonic ns) */
     FQ_LINE _Atomic uint64_t slots[FQ_SLOTS]; /* participants: role << 60 | ident, 0 = free */
     _Atomic uint64_t slot_pending[FQ_SLOTS];  /* MEMBER: items in its backlog */
     _Atomic uint64_t slot_waits[FQ_SLOTS];    /* MEMBER: its sleepers, 16 bits per futex word */
 } fq_shm_header;
 
-_Static_assert(sizeof(fq_shm_header) <= FQ_SHM_HEADER, "header fits its page");
+_Static_assert(sizeof(fq_shm_header) <= FQ_SHM_HEADER, "header fits its pages");
 
 typedef struct {
     _Atomic uint64_t state;
@@ -126,6 +128,7 @@ typedef struct {
     _Atomic int64_t seen_since;
     _Atomic uint64_t full_free, full_head;
     _Atomic int64_t last_reader_check;
+    _Atomic int64_t last_pending_check;  /* fq_pending's liveness checks, once a slice per handle */
     _Atomic int64_t spin_ns;  /* the adaptive spin before a consumer sleeps; -1: never (one CPU) */
     _Atomic int spin_skips;
     _Atomic int member;       /* this process's MEMBER slot for this handle, -1: none */
@@ -1059,30 +1062,44 @@ static int fq_slot_count_live(fq_shmq *q, uint64_t role)
     return live;
 }
 
-/* Sweep the slots of dead members that left sleeper marks (a waiter calls this now and then). */
+/* Sweep the slots of dead members that left sleeper marks: waiters call this, but one process a
+ * second does the work (the shared sweep_at), so that idle sleepers do not check each other. A
+ * sleeper is judged by fq_ident_dead alone (no /proc maps scan): one that exec'd keeps its marks
+ * until it exits, costing spurious wakes only. */
 static void fq_sweep_sleepers(fq_shmq *q)
 {
     fq_shm_header *h = q->hdr;
+    int64_t now = fq_now_ns(), last = atomic_load(&h->sweep_at);
+    if (now - last < 1000000000 || !atomic_compare_exchange_strong(&h->sweep_at, &last, now))
+        return;
     for (int i = 0; i < FQ_SLOTS; i++) {
         if (atomic_load(&h->slot_waits[i]) == 0)
             continue;
         uint64_t v = atomic_load(&h->slots[i]);
-        if ((v >> 60) == FQ_ROLE_MEMBER && fq_dead(q, v & FQ_LOW60))
+        if ((v >> 60) == FQ_ROLE_MEMBER && fq_ident_dead(v & FQ_LOW60))
             fq_slot_sweep(q, i, v);
     }
 }
 
-/* Items in the members' backlogs; a dead member's slot is swept first (its backlog died). */
-static uint64_t fq_pending(fq_shmq *q)
+/* Items in the members' backlogs. With check_dead (at most once a slice per handle: the check
+ * reads /proc), a dead member's slot is swept first, since its backlog died with it; without,
+ * a dead member's count may linger until the next check (qsize() is approximate anyway). */
+static uint64_t fq_pending(fq_shmq *q, int check_dead)
 {
     fq_shm_header *h = q->hdr;
     uint64_t total = 0;
+    if (check_dead) {
+        int64_t now = fq_now_ns();
+        check_dead = now - q->last_pending_check >= FQ_SLICE_NS;
+        if (check_dead)
+            q->last_pending_check = now;
+    }
     for (int i = 0; i < FQ_SLOTS; i++) {
         uint64_t n = atomic_load(&h->slot_pending[i]);
         if (n == 0)
             continue;
         uint64_t v = atomic_load(&h->slots[i]);
-        if ((v >> 60) == FQ_ROLE_MEMBER && fq_dead(q, v & FQ_LOW60))
+        if (check_dead && (v >> 60) == FQ_ROLE_MEMBER && fq_dead(q, v & FQ_LOW60))
             fq_slot_sweep(q, i, v);
         else
             total += n;
@@ -1110,7 +1127,7 @@ static inline uint64_t fq_unfinished(fq_shmq *q)
 {
     fq_reclaim_lock(q);  /* a dead holder's next_seq may be one short */
     uint64_t d = atomic_load(&q->hdr->dones), n = atomic_load(&q->hdr->next_seq);
-    return (n > d ? n - d : 0) + fq_pending(q);
+    return (n > d ? n - d : 0) + fq_pending(q, 1);
 }
 
 /* Count one task done; FQ_AGAIN if that would pass the number of messages ever put. */
@@ -1184,6 +1201,7 @@ static int fq_map(fq_shmq *q, int fd, size_t size)
     q->seen_cursor = UINT64_MAX;
     q->seen_since = 0;
     q->last_reader_check = 0;
+    q->last_pending_check = 0;
     q->spin_ns = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? FQ_SPIN_MAX_NS : -1;
     q->spin_skips = 0;
     return 0;

@@ -77,10 +77,14 @@ _PLAIN = frozenset({int, float, complex, str, bytes, bytearray, bool, type(None)
 
 def _serialize(obj, custom=None, dumps=pickle.dumps, forking_dumps=ForkingPickler.dumps):
     cls = type(obj)
-    if custom is not None:  # the queue's serializer=: a tag byte keeps exact bytes raw, as the C core
-        if cls is bytes:
-            return b"b" + obj
-        return b"c" + bytes(custom(obj))
+    if custom is not None:  # the queue's serializer=: a tag byte keeps bytes and bytearray raw, as the C core
+        if cls is bytes or cls is bytearray:
+            return (b"b" if cls is bytes else b"a") + obj
+        out = custom(obj)
+        try:
+            return b"c" + memoryview(out).tobytes()
+        except TypeError:
+            raise TypeError(f"the serializer's dumps() must return a bytes-like object, not {type(out).__name__}") from None
     if cls in _PLAIN or (cls is tuple and all(type(x) in _PLAIN for x in obj)):
         return dumps(obj, _PROTOCOL)
     return forking_dumps(obj, _PROTOCOL)
@@ -150,7 +154,12 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue, Generic[_T]):
     def _decode(self, data):
         if self._serializer is None:
             return _loads(data)
-        return data[1:] if data[:1] == b"b" else self._serializer[1](data[1:])
+        tag = data[:1]
+        if tag == b"b":
+            return data[1:]
+        if tag == b"a":
+            return bytearray(data[1:])
+        return self._serializer[1](data[1:])
 
     def _start_thread(self):
         # The feeder thread pickles each buffer entry and hands the result to self._send_bytes, both
