@@ -638,8 +638,13 @@ cdef class ProcessQueue:
         if p.kind != FQ_KIND_SPILL:
             return self._take_from(r, &p, r.len, NULL)
         rc = fq_spill_open(p.main, p.main_len, &spill, &spill_size)
-        if rc == FQ_AGAIN:  # gone: claimed and unlinked by another consumer, or never made
+        # The name was read before any claim: the record may have been taken and its slot reused
+        # since (a name being written, a segment being made). _drop_corrupt claims first, so it
+        # raises only for a record still READY, and peeks again otherwise.
+        if rc == FQ_AGAIN:
             return self._drop_corrupt(r, NULL, "a large item's segment is missing")
+        if rc == FQ_CORRUPT:
+            return self._drop_corrupt(r, NULL, "a large item's segment name or size is inconsistent")
         if rc != 0:
             if rc == -errno.EMFILE or rc == -errno.ENFILE:
                 raise OSError(-rc, f"{os.strerror(-rc)}: cannot open the segment of a large item "
