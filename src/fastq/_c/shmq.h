@@ -208,7 +208,14 @@ static int fq_dead(const fq_shmq *q, uint64_t ident)
 {
     if (fq_ident_dead(ident))
         return 1;
-    return fq_proc_unmapped(fq_ident_pid(ident), q->dev_major, q->dev_minor, q->ino) == 1;
+    /* A wrong "unmapped" would rob a live process, so it must be seen twice, a moment apart (a
+     * maps file read in pieces while the process maps and unmaps other things is not a snapshot). */
+    uint32_t pid = fq_ident_pid(ident);
+    if (fq_proc_unmapped(pid, q->dev_major, q->dev_minor, q->ino) != 1)
+        return 0;
+    struct timespec pause = {0, 2000000};
+    nanosleep(&pause, NULL);
+    return fq_proc_unmapped(pid, q->dev_major, q->dev_minor, q->ino) == 1 || fq_ident_dead(ident);
 }
 
 /* ---- payload layout: u32 nbufs, u32 kind, u64 main_len, u64 buf_len[nbufs], main bytes, then
