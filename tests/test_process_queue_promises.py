@@ -25,25 +25,13 @@ import time
 import pytest
 
 from fastq import Empty, Full, ShutDown
-from test_process_queue import PQ, CRASH_SKIP, FAST_METHOD, LINUX, WAIT, Harness, _process_queue_class, _until, h  # noqa: F401 (fixtures)
+from test_process_queue import PQ, FAST_METHOD, WAIT, crash_h, _until, h  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.timeout(120)
 
 HDR_RLOCK = 80        # producers' line (64): tail, next_seq, rlock
 HDR_NE_WAITERS = 320  # ne_seq and ne_waiters each have a line of their own (256, 320)
 ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-@pytest.fixture
-def c_h(impl):
-    """A Harness for what only the C ring does (crash repair, liveness, /dev/shm)."""
-    if impl.is_pure_python:
-        pytest.skip(CRASH_SKIP)
-    if not LINUX:
-        pytest.skip("the C ProcessQueue is Linux first")
-    harness = Harness(_process_queue_class(impl))
-    yield harness
-    harness.close()
 
 
 def _ident(pid):
@@ -187,7 +175,7 @@ _FULL_SHM_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_2_a_full_dev_shm_fails_the_put_and_later_items_flow(c_h, tmp_path):
+def test_2_a_full_dev_shm_fails_the_put_and_later_items_flow(crash_h, tmp_path):
     if not ROOT:
         pytest.skip("needs root to mount a small /dev/shm in a mount namespace")
     script = tmp_path / "full_shm.py"
@@ -221,14 +209,14 @@ def test_3_get_many_returns_items_before_a_bad_one(h):
 # --- 5. a named queue's name belongs to its last holder ----------------------------------------------
 
 
-def test_5_a_fork_childs_exit_leaves_a_named_queue_usable(c_h):
+def test_5_a_fork_childs_exit_leaves_a_named_queue_usable(crash_h):
     before = _named_segments()
-    q = c_h.queue(named=True)
+    q = crash_h.queue(named=True)
     assert len(_named_segments() - before) == 1
-    c_h.finish(c_h.start(_put_and_exit, q, method="fork"))
+    crash_h.finish(crash_h.start(_put_and_exit, q, method="fork"))
     other = pickle.loads(pickle.dumps(q))  # attaches by name: the name must still be there
     assert other.get(timeout=WAIT) == "from the child"
-    c_h.queues.clear()
+    crash_h.queues.clear()
     del q, other
     gc.collect()
     assert _named_segments() - before == set()  # and the last holder removed it
@@ -245,13 +233,13 @@ def _put_small_then_big(q, size):
         pass
 
 
-def test_6_immediate_shutdown_discards_an_item_still_being_copied(c_h):
+def test_6_immediate_shutdown_discards_an_item_still_being_copied(crash_h):
     size = 48 << 20
-    q = c_h.queue(capacity=256 << 20)  # the big item stays in the ring: a long copy after reserving
-    p = c_h.start(_put_small_then_big, q, size, method="fork")
+    q = crash_h.queue(capacity=256 << 20)  # the big item stays in the ring: a long copy after reserving
+    p = crash_h.start(_put_small_then_big, q, size, method="fork")
     assert _until(lambda: q.qsize() >= 2 or not p.is_alive(), step=0.0002)
     q.shutdown(immediate=True)
-    c_h.finish(p)
+    crash_h.finish(p)
     with pytest.raises(ShutDown):
         q.get(timeout=1)
     assert q.join(timeout=WAIT) is True  # discarded records count as done
@@ -284,12 +272,12 @@ def _get_at_the_fd_limit(q, out):
     out.put(len(q.get(timeout=5)))
 
 
-def test_7_emfile_opening_a_spill_leaves_the_item_queued(c_h):
-    q = c_h.queue(capacity=1 << 16)
+def test_7_emfile_opening_a_spill_leaves_the_item_queued(crash_h):
+    q = crash_h.queue(capacity=1 << 16)
     before = _spill_names()
     q.put(bytes(1 << 20))  # spilled
     out = mp.get_context("fork").SimpleQueue()
-    c_h.finish(c_h.start(_get_at_the_fd_limit, q, out, method="fork"))
+    crash_h.finish(crash_h.start(_get_at_the_fd_limit, q, out, method="fork"))
     assert out.get() in (errno.EMFILE, errno.ENFILE)
     assert out.get() == 1 << 20  # still there after the error, and whole
     assert _spill_names() - before == set()
@@ -298,9 +286,9 @@ def test_7_emfile_opening_a_spill_leaves_the_item_queued(c_h):
 # --- 9. 10. liveness: who counts as dead ------------------------------------------------------------
 
 
-def test_10_a_process_that_exec_d_holds_no_lock(c_h):
-    q = c_h.queue(4)
-    p = c_h.start(_sleep_forever, method="fork")  # maps the segment now...
+def test_10_a_process_that_exec_d_holds_no_lock(crash_h):
+    q = crash_h.queue(4)
+    p = crash_h.start(_sleep_forever, method="fork")  # maps the segment now...
     _hold_lock_as(q, p.pid)
     with pytest.raises(Full):
         q.put(1, timeout=0.1)  # ...so it is alive and holds the lock
@@ -320,12 +308,12 @@ def test_10_a_process_that_exec_d_holds_no_lock(c_h):
         child.wait()
 
 
-def test_10_a_process_whose_main_thread_exited_is_alive(c_h):
+def test_10_a_process_whose_main_thread_exited_is_alive(crash_h):
     with open("/proc/self/maps") as f:
         if "libasan" in f.read():
             pytest.skip("ASan's runtime ends the whole process when its main thread exits")
-    q = c_h.queue(4)
-    p = c_h.start(_main_thread_exits, method="fork")
+    q = crash_h.queue(4)
+    p = crash_h.start(_main_thread_exits, method="fork")
     assert _until(lambda: not p.is_alive() or _proc_state(p.pid) == "Z", timeout=10)
     if not p.is_alive() or _threads(p.pid) < 2:  # ASan's runtime, for one, dies of the main thread's exit
         pytest.skip("here the main thread's exit ends the whole process")
@@ -348,10 +336,10 @@ def _forked_at_the_fd_limit(q, ready):
     os.waitpid(pid, 0)
 
 
-def test_10_a_process_forked_at_the_fd_limit_is_not_robbed(c_h):
-    q = c_h.queue(4)
+def test_10_a_process_forked_at_the_fd_limit_is_not_robbed(crash_h):
+    q = crash_h.queue(4)
     r, w = os.pipe()
-    p = c_h.start(_forked_at_the_fd_limit, q, w, method="fork")
+    p = crash_h.start(_forked_at_the_fd_limit, q, w, method="fork")
     os.close(w)
     grandchild = int(os.read(r, 64))
     os.close(r)
@@ -383,7 +371,7 @@ _PIDNS_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_10_a_fork_into_another_pid_namespace_is_refused(c_h):
+def test_10_a_fork_into_another_pid_namespace_is_refused(crash_h):
     if not ROOT:
         pytest.skip("unshare(CLONE_NEWPID) needs root")
     r = subprocess.run([sys.executable, "-c", _PIDNS_SCRIPT], capture_output=True, text=True, timeout=60)
@@ -399,14 +387,14 @@ def _put_huge(q, size):
     q.put(bytes(size))
 
 
-def test_11_a_dead_writers_spill_goes_with_the_last_holder(c_h):
+def test_11_a_dead_writers_spill_goes_with_the_last_holder(crash_h):
     before = _spill_names()
-    q = c_h.queue(capacity=1 << 16)
-    p = c_h.start(_put_huge, q, 512 << 20, method="fork")
+    q = crash_h.queue(capacity=1 << 16)
+    p = crash_h.start(_put_huge, q, 512 << 20, method="fork")
     assert _until(lambda: _spill_names() - before or not p.is_alive(), step=0.0002)
     os.kill(p.pid, signal.SIGKILL)  # most likely while it fills the segment: its record is WRITING
     p.join()
-    c_h.queues.clear()
+    crash_h.queues.clear()
     del q
     gc.collect()
     assert _spill_names() - before == set()
@@ -415,9 +403,9 @@ def test_11_a_dead_writers_spill_goes_with_the_last_holder(c_h):
 # --- 12. a stopped process never blocks a call past its timeout -------------------------------------
 
 
-def test_12_calls_honour_their_timeouts_while_a_stopped_process_holds_the_lock(c_h):
-    bounded, unbounded = c_h.queue(4), c_h.queue()
-    p = c_h.start(_sleep_forever, method="fork")
+def test_12_calls_honour_their_timeouts_while_a_stopped_process_holds_the_lock(crash_h):
+    bounded, unbounded = crash_h.queue(4), crash_h.queue()
+    p = crash_h.start(_sleep_forever, method="fork")
     for q in (bounded, unbounded):
         _hold_lock_as(q, p.pid)
     os.kill(p.pid, signal.SIGSTOP)
@@ -473,8 +461,8 @@ def test_13_items_near_a_small_rings_size_arrive(h, size):
     assert q.get(timeout=WAIT) == bytes(size)
 
 
-def test_14_an_uninitialized_queue_raises(c_h):
-    q = c_h.cls.__new__(c_h.cls)
+def test_14_an_uninitialized_queue_raises(crash_h):
+    q = crash_h.cls.__new__(crash_h.cls)
     for attr in ("maxsize", "capacity", "is_shutdown"):
         with pytest.raises(ValueError, match="not initialized"):
             getattr(q, attr)
@@ -485,9 +473,9 @@ def test_14_an_uninitialized_queue_raises(c_h):
 # --- 16. the marks of a sleeper killed in its sleep are taken back -----------------------------------
 
 
-def test_16_a_killed_sleepers_mark_is_swept(c_h):
-    q = c_h.queue()
-    p = c_h.start(_blocked_get, q, method="fork")
+def test_16_a_killed_sleepers_mark_is_swept(crash_h):
+    q = crash_h.queue()
+    p = crash_h.start(_blocked_get, q, method="fork")
     view = q._segment_view()
     assert _until(lambda: struct.unpack_from("<I", view, HDR_NE_WAITERS)[0] == 1)
     p.kill()
@@ -522,27 +510,27 @@ def _sleep_briefly():
     time.sleep(0.5)
 
 
-def test_a_fork_child_that_holds_the_queue_last_removes_its_files(c_h):
+def test_a_fork_child_that_holds_the_queue_last_removes_its_files(crash_h):
     """The last holder may be a child that never touched the queue: multiprocessing ends it with
     os._exit, after its finalizers, and one of them lets go of the queue."""
     before_names, before_spills = _named_segments(), _spill_names()
-    q = c_h.queue(named=True, capacity=1 << 16)
+    q = crash_h.queue(named=True, capacity=1 << 16)
     q.put(bytes(1 << 20))  # a spill segment, still queued
-    p = c_h.start(_sleep_briefly, method="fork")
-    c_h.queues.clear()
+    p = crash_h.start(_sleep_briefly, method="fork")
+    crash_h.queues.clear()
     del q
     gc.collect()  # the parent lets go first: the child still holds it
-    c_h.finish(p)
+    crash_h.finish(p)
     assert _until(lambda: _named_segments() - before_names == set() and _spill_names() - before_spills == set(),
                   timeout=5)
 
 
-def test_at_most_128_iterable_producers_and_members_still_fit(c_h):
-    q = c_h.queue()
+def test_at_most_128_iterable_producers_and_members_still_fit(crash_h):
+    q = crash_h.queue()
     tokens = [q._producer_register() for _ in range(128)]
     with pytest.raises(RuntimeError, match="at most 128"):
         q._producer_register()
-    p = c_h.start(_blocked_get, q, method="fork")  # a sleeper still gets a member slot
+    p = crash_h.start(_blocked_get, q, method="fork")  # a sleeper still gets a member slot
     view = q._segment_view()
     assert _until(lambda: struct.unpack_from("<I", view, HDR_NE_WAITERS)[0] == 1)
     p.kill()
