@@ -591,6 +591,47 @@ def test_numpy_arrays_intact(h, size):
     h.finish(p)
 
 
+class OutOfBand:
+    """Pickles its data as an out-of-band buffer (PEP 574), as numpy arrays do, and keeps what the
+    queue hands back."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __reduce_ex__(self, protocol):
+        return OutOfBand, (pickle.PickleBuffer(self.data),)
+
+
+def test_large_buffers_arrive_private_writable_and_distinct(h):
+    """Large out-of-band buffers are read into reused memory (docs/design/SHM-QUEUE.md, "Large
+    items"): what a get returns is the reader's own, however many are alive at once and whatever
+    is freed between gets."""
+    np = pytest.importorskip("numpy")
+    q = h.queue(capacity=64 * MiB)
+    sizes = [1 * MiB, 3 * MiB, 1 * MiB, 300_000, 5 * MiB, 1 * MiB]
+    sent = [np.full(n // 8, i, dtype=np.float64) for i, n in enumerate(sizes)]
+    for rnd in range(3):
+        q.put_many(sent)
+        got = q.get_many(len(sent), timeout=WAIT)
+        while len(got) < len(sent):
+            got += q.get_many(len(sent) - len(got), timeout=WAIT)
+        for i, a in enumerate(got):
+            assert np.array_equal(a, sent[i]) and a.flags.writeable
+        got[0][:] = -1  # one array's memory is nobody else's
+        assert all(np.array_equal(a, sent[i]) for i, a in enumerate(got) if i)
+        assert np.array_equal(pickle.loads(pickle.dumps(got[4])), sent[4])
+        del got[1::2]  # freed ones are reused by the next round: the kept ones must stay intact
+        assert all(np.array_equal(a, sent[2 * i]) for i, a in enumerate(got) if i)
+    q.put(OutOfBand(bytearray(b"x" * (2 * MiB))))
+    buf = q.get(timeout=WAIT).data
+    view = memoryview(buf)
+    assert not view.readonly and view.nbytes == 2 * MiB and bytes(view) == b"x" * (2 * MiB)
+    assert pickle.loads(pickle.dumps(buf)) == bytearray(b"x" * (2 * MiB))  # a copy, as a bytearray
+    del view
+    q.close()
+    assert bytes(memoryview(buf)[:3]) == b"xxx"  # outlives the queue
+
+
 # --- shutdown ----------------------------------------------------------------------------------------------
 
 

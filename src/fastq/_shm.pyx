@@ -14,7 +14,7 @@ from libc.string cimport memcpy
 from libc.stdlib cimport malloc, free
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STRING, PyByteArray_GET_SIZE
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBuffer_FillInfo, PyBUF_SIMPLE
 from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
 
 import collections
@@ -30,6 +30,10 @@ from fastq.errors import Empty, Full, QueueCorrupted, ShutDown
 
 cdef extern from "sys/mman.h" nogil:
     int munmap(void *addr, size_t length)
+
+cdef extern from "mem.h" nogil:
+    size_t fq_mem_round(size_t n)
+    char *fq_mem_map(size_t length)
 
 cdef extern from "shmq.h" nogil:
     enum:
@@ -116,6 +120,10 @@ if fq_ident_setup() != 0:
 
 DEF COPY_WITHOUT_GIL = 65536    # copies larger than this release the GIL
 DEF INBAND_BELOW = 4096         # smaller out-of-band buffers are pickled in-band instead
+DEF REGION_FROM = 262144        # out-of-band buffers this large are read into a _Region (mem.h)
+DEF CACHE_ENTRIES = 16          # freed regions kept mapped for the next items: at most this many,
+DEF CACHE_BYTES = 64 << 20      # this many bytes in all,
+DEF CACHE_IDLE_NS = 1000000000  # for at most this long
 DEF FRAMING_SLACK = 4096        # an item of capacity/4 bytes plus its pickle framing stays in the ring
 DEF MAX_RING_PAYLOAD = 1 << 30  # a record's size is a u32
 
@@ -931,10 +939,130 @@ cdef class ProcessQueue:
         self._cancel_flush = True
 
 
+# ---- regions: where a reader copies large out-of-band buffers (numpy arrays) ----
+# A bytearray of many MiB comes from malloc as fresh pages that fault in one by one as the copy
+# touches them (and get_many's batches make glibc trim and regrow its heap each time): the copy
+# then runs at a fifth of memcpy speed. A _Region is populated in one call, with huge pages where
+# the kernel offers them, and goes back to a small cache of warm mappings when its last user lets
+# go. The cache is this process's, used under the GIL.
+
+cdef char *_cache_base[CACHE_ENTRIES]
+cdef size_t _cache_len[CACHE_ENTRIES]
+cdef int64_t _cache_at[CACHE_ENTRIES]   # when it was freed
+cdef int _cache_n = 0
+cdef size_t _cache_bytes = 0
+
+
+cdef char *_cache_take(int i) noexcept:
+    """Remove entry i from the cache and return its mapping."""
+    global _cache_n, _cache_bytes
+    cdef char *p = _cache_base[i]
+    _cache_bytes -= _cache_len[i]
+    _cache_n -= 1
+    _cache_base[i], _cache_len[i], _cache_at[i] = _cache_base[_cache_n], _cache_len[_cache_n], _cache_at[_cache_n]
+    return p
+
+
+cdef void _cache_drop(int i) noexcept:
+    cdef size_t n = _cache_len[i]
+    munmap(_cache_take(i), n)
+
+
+cdef void _cache_trim(int64_t now) noexcept:
+    cdef int i = 0
+    while i < _cache_n:
+        if now - _cache_at[i] > CACHE_IDLE_NS:
+            _cache_drop(i)
+        else:
+            i += 1
+
+
+cdef char *_region_map(size_t *length) except NULL:
+    """A mapping of *length bytes (fq_mem_round): a cached one of that size or a little larger
+    (then *length is its size), or a new one."""
+    cdef size_t maplen = length[0]
+    cdef int i, best = -1
+    cdef char *p
+    _cache_trim(fq_now_ns())
+    for i in range(_cache_n):
+        if maplen <= _cache_len[i] <= maplen + maplen // 4 and (best < 0 or _cache_len[i] < _cache_len[best]):
+            best = i
+    if best >= 0:
+        length[0] = _cache_len[best]
+        return _cache_take(best)
+    with nogil:
+        p = fq_mem_map(maplen)
+    if p == NULL:
+        raise MemoryError(f"cannot map {maplen} bytes for a large item")
+    return p
+
+
+cdef void _region_unmap(char *base, size_t maplen) noexcept:
+    """Keep a freed mapping for the next item (evicting the oldest), or unmap it."""
+    global _cache_n, _cache_bytes
+    cdef int64_t now = fq_now_ns()
+    cdef int i, oldest
+    _cache_trim(now)
+    if maplen > CACHE_BYTES:
+        munmap(base, maplen)
+        return
+    while _cache_n == CACHE_ENTRIES or _cache_bytes + maplen > CACHE_BYTES:
+        oldest = 0
+        for i in range(1, _cache_n):
+            if _cache_at[i] < _cache_at[oldest]:
+                oldest = i
+        _cache_drop(oldest)
+    _cache_base[_cache_n], _cache_len[_cache_n], _cache_at[_cache_n] = base, maplen, now
+    _cache_n += 1
+    _cache_bytes += maplen
+
+
+@cython.final
+cdef class _Region:
+    """Writable memory holding one out-of-band buffer of a received item: what pickle hands to the
+    item's reconstructor (numpy.frombuffer keeps it alive as the array's base). Pickles as a
+    bytearray."""
+    cdef char *base
+    cdef size_t maplen
+    cdef Py_ssize_t size
+
+    def __cinit__(self, Py_ssize_t size):
+        self.maplen = fq_mem_round(size)
+        if self.maplen == 0:
+            raise MemoryError
+        self.base = _region_map(&self.maplen)
+        self.size = size
+
+    def __dealloc__(self):
+        if self.base != NULL:
+            _region_unmap(self.base, self.maplen)
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        PyBuffer_FillInfo(view, self, self.base, self.size, 0, flags)
+
+    def __releasebuffer__(self, Py_buffer *view):
+        pass
+
+    def __len__(self):
+        return self.size
+
+    def __reduce__(self):
+        return bytearray, (bytes(memoryview(self)),)
+
+
+cdef char *_buf_data(object buf) noexcept:
+    return (<_Region>buf).base if type(buf) is _Region else PyByteArray_AS_STRING(buf)
+
+
+cdef Py_ssize_t _buf_size(object buf) noexcept:
+    return (<_Region>buf).size if type(buf) is _Region else PyByteArray_GET_SIZE(buf)
+
+
 cdef list _alloc_bufs(fq_payload *p, uint64_t total):
-    """The bytearrays for a parsed payload's out-of-band buffers, or None if their lengths do not
-    fit in `total` bytes. Each length is read once from shared memory: a process rewriting the
-    segment under us must not make the copy overrun what was allocated."""
+    """The objects for a parsed payload's out-of-band buffers (bytearrays, _Regions from
+    REGION_FROM bytes), or None if their lengths do not fit in `total` bytes. Each length is read
+    once from shared memory: a process rewriting the segment under us must not make the copy
+    overrun what was allocated."""
     cdef uint64_t o = 16 + 8 * <uint64_t>p.nbufs + p.main_len, n
     cdef uint32_t i
     bufs = []
@@ -943,7 +1071,7 @@ cdef list _alloc_bufs(fq_payload *p, uint64_t total):
         o = fq_buf_start(o)
         if o > total or n > total - o:
             return None
-        bufs.append(PyByteArray_FromStringAndSize(NULL, n))
+        bufs.append(_Region(n) if n >= REGION_FROM else PyByteArray_FromStringAndSize(NULL, n))
         o += n
     return bufs
 
@@ -962,9 +1090,9 @@ cdef int _fill(fq_payload *p, object main, list bufs) except -1:
     if bufs is None:
         return 0
     for i in range(len(bufs)):
-        n = PyByteArray_GET_SIZE(bufs[i])
+        n = _buf_size(bufs[i])
         o = fq_buf_start(o)
-        dst = PyByteArray_AS_STRING(bufs[i])
+        dst = _buf_data(bufs[i])
         if n > COPY_WITHOUT_GIL:
             with nogil:
                 memcpy(dst, base + o, n)
