@@ -28,6 +28,8 @@ import zlib
 
 import pytest
 
+from fastq import Empty
+
 pytestmark = [pytest.mark.timeout(900), pytest.mark.c_extension]
 
 try:
@@ -57,6 +59,14 @@ def _check(item):
 
 def _spills():
     return {n for n in os.listdir("/dev/shm") if n.startswith("fastq-") and not n.startswith("fastq-q-")}
+
+
+def _dead_pid():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
 
 
 # --- scenarios: setup(q) in the parent, op(q) in the child; what the child may take or add ----------
@@ -94,6 +104,48 @@ class PutSpill(Put):
         q.put(_item(self.adds, self.size))
 
 
+class PutSpillReuse(PutSpill):
+    """The spill pool hands the put a segment an earlier item left FREE (mapped already)."""
+
+    def setup(self, q):
+        q.put(_item(500, self.size))
+        _check(q.get())
+        q.task_done()
+        super().setup(q)
+
+
+class PutSpillReclaim(PutSpill):
+    """Every pool entry is held by a dead writer: the put takes one over and remakes its segment."""
+
+    def setup(self, q):
+        super().setup(q)
+        at, entries, entry_size, _ = _shm._pool_layout()
+        dead = _dead_pid()
+        view = q._segment_view()
+        for i in range(entries):  # state TAKEN (2 << 60) | a dead ident (pid, start time 0)
+            struct.pack_into("<Q", view, at + i * entry_size, (2 << 60) | dead)
+
+
+class PoolTrim(Scenario):
+    """A getter that waits finds a pooled segment idle for long: it removes it."""
+    before = 0
+
+    def setup(self, q):
+        q.put(_item(500, 40000))
+        _check(q.get())
+        q.task_done()
+        at, _, entry_size, trim_at = _shm._pool_layout()
+        view = q._segment_view()
+        struct.pack_into("<q", view, trim_at, 0)  # nobody trimmed lately
+        struct.pack_into("<q", view, at + 24, 0)  # entry 0: handed back long ago (used_at)
+
+    def op(self, q):
+        try:
+            q.get(timeout=0.01)  # one wait slice: a fixed number of points
+        except Empty:
+            pass
+
+
 class PutPad(Put):
     capacity = 4096
     before = 0
@@ -115,11 +167,7 @@ class PutSteal(Put):
 
     def setup(self, q):
         super().setup(q)
-        pid = os.fork()
-        if pid == 0:
-            os._exit(0)
-        os.waitpid(pid, 0)
-        struct.pack_into("<Q", q._segment_view(), HDR_RLOCK, pid)  # a dead owner (start time 0)
+        struct.pack_into("<Q", q._segment_view(), HDR_RLOCK, _dead_pid())  # a dead owner (start time 0)
 
 
 class Get(Scenario):
@@ -167,8 +215,8 @@ class ShutdownImmediate(Scenario):
         q.shutdown(immediate=True)
 
 
-SCENARIOS = [Put(), PutSpill(), PutPad(), PutSteal(), Get(), GetSpill(), GetMany(), TaskDone(), Shutdown(),
-             ShutdownImmediate()]
+SCENARIOS = [Put(), PutSpill(), PutSpillReuse(), PutSpillReclaim(), PutPad(), PutSteal(), Get(), GetSpill(),
+             GetMany(), PoolTrim(), TaskDone(), Shutdown(), ShutdownImmediate()]
 
 
 # --- the machinery ----------------------------------------------------------------------------------
@@ -245,6 +293,11 @@ def _survivor_checks(q, scenario, k, got):
         q.put(_item(7), timeout=5.0)  # no lock left behind
         assert _check(q.get(timeout=5.0)) == 7
         q.task_done()
+        for i in range(3):  # nor a pool entry: large items still flow (through the pool or not)
+            q.put(_item(8 + i, 40000), timeout=5.0)
+        assert [_check(q.get(timeout=5.0)) for i in range(3)] == [8, 9, 10]
+        for i in range(3):
+            q.task_done()
         assert q.join(timeout=2.0), f"{where}: counts skewed after a put"
 
 

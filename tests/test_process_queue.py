@@ -632,6 +632,110 @@ def test_large_buffers_arrive_private_writable_and_distinct(h):
     assert bytes(memoryview(buf)[:3]) == b"xxx"  # outlives the queue
 
 
+def _tagged(i, size):
+    body = i.to_bytes(4, "little") * (size // 4)
+    return zlib.crc32(body).to_bytes(4, "little") + body
+
+
+def _untorn(item):
+    body = item[4:]
+    assert zlib.crc32(body) == int.from_bytes(item[:4], "little"), "a torn large item"
+    return int.from_bytes(body[:4], "little")
+
+
+_MIXED = [300_000, 5 * MiB, 1 * MiB, 40_000, 2 * MiB, 700_000]  # over and under the spill threshold
+
+
+def _put_mixed(q, first, n):
+    for i in range(first, first + n):
+        q.put(_tagged(i, _MIXED[i % len(_MIXED)]))
+
+
+def test_large_items_of_mixed_sizes_from_two_producers(h):
+    """Pooled spill segments taken, remade for a bigger item, reused and handed back while two
+    producers and this consumer race: every item arrives once, whole."""
+    q = h.queue(capacity=256 * 1024)
+    procs = [h.start(_put_mixed, q, k * 1000, 60) for k in range(2)]
+    got = []
+    while len(got) < 120:  # get() and get_many() in turns
+        batch = q.get_many(3, timeout=WAIT) if len(got) % 2 else [q.get(timeout=WAIT)]
+        got += [_untorn(item) for item in batch]
+    assert sorted(got) == list(range(60)) + list(range(1000, 1060))
+    h.finish(*procs)
+
+
+def _pool_names():
+    return {n for n in os.listdir("/dev/shm") if n.startswith("fastq-p")}
+
+
+def test_the_spill_pool_reuses_segments_and_trims_idle_ones(crash_h):
+    """A stream of large items reuses a few segments (not one per item); once idle they are removed
+    by the next get that waits, and the queue's last holder removes the rest."""
+    before = _pool_names()
+    q = crash_h.queue(capacity=64 * 1024)
+    p = crash_h.start(_put_mixed, q, 0, 200)
+    for _ in range(200):
+        _untorn(q.get(timeout=WAIT))
+    crash_h.finish(p)
+    used = _pool_names() - before
+    assert 0 < len(used) <= 16, used
+    time.sleep(3.2)  # idle past 2 s; the trim runs at most once a second per queue
+    with pytest.raises(Empty):
+        q.get(timeout=0.1)
+    assert _pool_names() - before == set()
+    q.put(_tagged(1, 2 * MiB))  # and the pool starts again
+    assert _untorn(q.get(timeout=WAIT)) == 1
+    assert len(_pool_names() - before) == 1
+    crash_h.queues.clear()
+    del q
+    gc.collect()
+    assert _pool_names() - before == set()
+
+
+def _get_forever(q, out):
+    while True:
+        out.put(_untorn(q.get(timeout=WAIT)))
+
+
+def test_sigkilled_pool_users_leak_nothing_and_tear_nothing(crash_h):
+    """Producers and consumers of large items SIGKILLed at random moments: what arrives is whole
+    and arrives once, the survivors go on, and nothing stays in /dev/shm once the queue is dropped."""
+    before = {n for n in os.listdir("/dev/shm") if n.startswith("fastq-")}
+    q = crash_h.queue(capacity=64 * 1024)
+    out = crash_h.queue()
+    rng = random.Random(16)
+    seen = []
+    for rnd in range(6):
+        producers = [crash_h.start(_put_mixed, q, 10_000 * rnd + 1000 * k, 40) for k in range(2)]
+        consumer = crash_h.start(_get_forever, q, out)
+        time.sleep(rng.uniform(0.05, 0.4))
+        for victim in rng.sample(producers + [consumer], 2):
+            os.kill(victim.pid, signal.SIGKILL)
+        for p in producers + [consumer]:
+            if p is not consumer:
+                p.join(WAIT)
+        os.kill(consumer.pid, signal.SIGKILL)
+        consumer.join(WAIT)
+        while True:  # what the consumer passed on, then what is still queued
+            try:
+                seen.append(out.get(timeout=0.5))
+            except Empty:
+                break
+        while True:
+            try:
+                seen.append(_untorn(q.get(timeout=0.5)))
+            except Empty:
+                break
+    assert len(seen) == len(set(seen)), "a large item arrived twice"
+    q.put(_tagged(7, 3 * MiB))  # the pool still serves
+    assert _untorn(q.get(timeout=WAIT)) == 7
+    crash_h.queues.clear()
+    del q, out
+    gc.collect()
+    left = {n for n in os.listdir("/dev/shm") if n.startswith("fastq-")} - before
+    assert left == set(), left
+
+
 # --- shutdown ----------------------------------------------------------------------------------------------
 
 

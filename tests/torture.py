@@ -33,10 +33,12 @@ What is checked (any failure is a violation; the exit status is 1 if there was o
 - nothing hangs: every wait is bounded (STALL seconds without a delivery while producers and
   consumers live, WAIT seconds for a graceful exit); surviving processes exit cleanly;
 - the queue still works after the round (a put and a get in the parent), and is empty;
-- /dev/shm: no spill segment outlives the round (whoever skips a killed producer's record, or
-  releases a killed consumer's, unlinks the segment it names).
+- /dev/shm: no spill segment outlives the round's queue (whoever skips a killed producer's record,
+  or releases a killed consumer's, unlinks the one-off segment it names; the last holder removes the
+  pooled ones).
 """
 import argparse
+import gc
 import json
 import mmap
 import multiprocessing
@@ -448,6 +450,10 @@ class StreamRound:
         for z in self.zombies:
             z.join(WAIT)
         self.zombies.clear()
+        # a live queue keeps its pooled segments: what must not outlive the round is checked once
+        # the queue is gone (its last holder, this process, removes what is left)
+        self.q = self.iq = None
+        gc.collect()
         time.sleep(0.05)
         leaked = _spill_names() - shm0
         if leaked:

@@ -52,6 +52,7 @@ cdef extern from "shmq.h" nogil:
         uint32_t endpoints_closed
         uint64_t head
         uint64_t tail
+        uint64_t pool_key
     ctypedef struct fq_shmq:
         char *base
         size_t map_size
@@ -60,8 +61,10 @@ cdef extern from "shmq.h" nogil:
         int member
     ctypedef struct fq_wslot:
         char *payload
+        uint64_t pos
     ctypedef struct fq_rslot:
         const char *payload
+        uint64_t pos
         uint64_t state
         uint32_t len
     ctypedef struct fq_payload:
@@ -112,8 +115,21 @@ cdef extern from "shmq.h" nogil:
     int fq_shm_open_existing(const char *name)
     void fq_shmq_detach(fq_shmq *q, int fd, const char *name)
     int fq_spill_create(const char *name, uint64_t size, char **out)
-    int fq_spill_open(const char *name, uint64_t name_len, char **out, uint64_t *size)
+    int fq_spill_open(const char *name, uint64_t name_len, int writable, char **out, uint64_t *size)
     void fq_spill_unlink(const char *name, uint64_t len)
+    int fq_spill_pooled(const char *name)
+    void fq_pool_name(const fq_shmq *q, int i, uint64_t gen, char *name)
+    int fq_pool_parse(const fq_shmq *q, const char *name, uint64_t len, uint64_t *gen)
+    int fq_pool_take(fq_shmq *q, uint64_t me, uint64_t len, uint64_t *gen, int *make)
+    int fq_pool_make(fq_shmq *q, int i, uint64_t len, uint64_t *gen, char **out, uint64_t *size)
+    void fq_pool_put_back(fq_shmq *q, int i, uint64_t me)
+    int fq_pool_fill(fq_shmq *q, int i, uint64_t me, uint64_t pos)
+    void fq_pool_hand_back(fq_shmq *q, int i, uint64_t pos)
+    void fq_pool_trim(fq_shmq *q, uint64_t me)
+    uint64_t fq_pool_gen(const fq_shmq *q, int i)
+    size_t fq_pool_layout(size_t *trim_at, size_t *entry_size)
+    enum:
+        FQ_POOL
 
 if fq_ident_setup() != 0:
     raise ImportError("fastq: process identities do not fit (pid_max above 2**22)")
@@ -122,7 +138,7 @@ DEF COPY_WITHOUT_GIL = 65536    # copies larger than this release the GIL
 DEF INBAND_BELOW = 4096         # smaller out-of-band buffers are pickled in-band instead
 DEF REGION_FROM = 262144        # out-of-band buffers this large are read into a _Region (mem.h)
 DEF CACHE_ENTRIES = 16          # freed regions kept mapped for the next items: at most this many,
-DEF CACHE_BYTES = 64 << 20      # this many bytes in all,
+DEF CACHE_BYTES = 256 << 20     # this many bytes in all,
 DEF CACHE_IDLE_NS = 1000000000  # for at most this long
 DEF FRAMING_SLACK = 4096        # an item of capacity/4 bytes plus its pickle framing stays in the ring
 DEF MAX_RING_PAYLOAD = 1 << 30  # a record's size is a u32
@@ -142,6 +158,21 @@ cdef class _Serialized:
     cdef uint32_t kind
     cdef object main
     cdef list bufs   # contiguous memoryviews, or None
+
+
+@cython.final
+cdef class _SegMap:
+    """This process's mapping of a pooled spill segment (shmq.h, "the spill pool"), shared by the
+    calls that use it: a copy without the GIL holds a reference, so the mapping goes only when the
+    handle's cache has dropped it and the last copy is over."""
+    cdef char *base
+    cdef uint64_t size
+    cdef uint64_t gen   # as the segment's name carries it (24 bits)
+    cdef bytes name
+
+    def __dealloc__(self):
+        if self.base != NULL:
+            munmap(self.base, self.size)
 
 
 @cython.final
@@ -253,6 +284,14 @@ def _crashpoints(long n=0, int sig=signal.SIGKILL):
     return None if passed < 0 else (passed, waits)
 
 
+def _pool_layout():
+    """Tests only: (offset of the pool entries in the header, entries, bytes per entry, offset of
+    pool_trim_at): see the spill pool in shmq.h."""
+    cdef size_t trim_at = 0, entry_size = 0
+    cdef size_t at = fq_pool_layout(&trim_at, &entry_size)
+    return at, FQ_POOL, entry_size, trim_at
+
+
 @cython.auto_pickle(False)
 cdef class ProcessQueue:
     """A multi-producer, multi-consumer queue between processes, over one shared-memory segment.
@@ -283,6 +322,8 @@ cdef class ProcessQueue:
     cdef uint64_t _member_value
     cdef object _name                # named mode: the segment's name
     cdef object _dumps, _loads       # serializer=, or None for pickle
+    cdef list _pool_maps             # this process's _SegMap of each pool entry, or None
+    cdef int64_t _pool_tidy_at       # when this handle last dropped stale ones
     cdef object __weakref__
 
     def __cinit__(self):
@@ -302,6 +343,7 @@ cdef class ProcessQueue:
         if rc < 0:
             raise OSError(-rc, os.strerror(-rc))
         self.fd = rc
+        self.q.hdr.pool_key = int.from_bytes(os.urandom(8), "little")  # before anyone else sees it
         self._local_reset()
         _let_go_at_exit(self)
 
@@ -330,6 +372,7 @@ cdef class ProcessQueue:
         self._failed = None
         self._closed = False
         self._member_retry = 0
+        self._pool_maps = [None] * FQ_POOL
         self.q.member = -1  # a fork child's slot is its own, claimed when first needed
 
     def __dealloc__(self):
@@ -341,6 +384,7 @@ cdef class ProcessQueue:
         child's too: multiprocessing ends its children with os._exit, after their finalizers)."""
         if self.q.base != NULL and self.q.member >= 0 and self._ident == fq_self_ident():
             fq_slot_swap(&self.q, self.q.member, self._member_value, 0)
+        self._pool_maps = None
         name = None if self._name is None else self._name.encode()
         fq_shmq_detach(&self.q, self.fd, NULL if name is None else <const char*>name)
         self.fd = -1
@@ -447,6 +491,9 @@ cdef class ProcessQueue:
         cdef bytes spill_name = None
         cdef _Serialized ring_item = None
         cdef bint written = False
+        cdef int pool_i = -1, make = 0
+        cdef uint64_t gen = 0
+        cdef _SegMap seg = None
         if nbufs >= 9:
             lens = <uint64_t*>malloc(8 * (nbufs + 1))
             if lens == NULL:
@@ -464,7 +511,15 @@ cdef class ProcessQueue:
                 spill_total = total if total != <uint64_t>-1 else 0
                 if spill_total == 0 or spill_total > (<uint64_t>1 << 40):
                     raise ValueError("item too large for a ProcessQueue")
-                spill_name = b"/fastq-" + os.urandom(12).hex().encode()
+                # a pooled segment when one is to be had (mapped here already, most often),
+                # else a one-off one (see "the spill pool" in shmq.h)
+                self._pool_tidy()
+                pool_i = fq_pool_take(&self.q, me, spill_total, &gen, &make)
+                if pool_i >= 0:
+                    seg = self._pool_map(pool_i, gen, make, spill_total, NULL)
+                    spill_name = seg.name
+                else:
+                    spill_name = b"/fastq-" + os.urandom(12).hex().encode()
                 ring_item = _Serialized.__new__(_Serialized)
                 ring_item.kind, ring_item.main, ring_item.bufs = FQ_KIND_SPILL, spill_name, None
                 total = fq_payload_len(0, name_len, NULL)
@@ -498,6 +553,14 @@ cdef class ProcessQueue:
                     self._write(&w, s, lens, nbufs, total)
                 else:
                     self._write(&w, ring_item, &name_len, 0, total)  # the name first
+                if seg is not None:
+                    sw.payload = seg.base
+                    self._write(&sw, s, lens, nbufs, spill_total)
+                    if fq_pool_fill(&self.q, pool_i, me, w.pos) != FQ_OK:
+                        pool_i = -1  # judged dead and robbed of it: the item is lost, as a robbed publish's
+                        return 0
+                    pool_i = -1  # filled: its reader hands it back
+                elif ring_item is not None:
                     rc = fq_spill_create(spill_name, spill_total, &spill)
                     if rc < 0:
                         spill_name = None  # nothing of ours to unlink
@@ -521,7 +584,64 @@ cdef class ProcessQueue:
             if lens != &small_lens[0]:
                 free(lens)
             if spill_name is not None:
-                fq_spill_unlink(spill_name, FQ_SPILL_NAME_LEN)
+                fq_spill_unlink(spill_name, FQ_SPILL_NAME_LEN)  # one-off only: a pooled one stays
+            if pool_i >= 0:
+                fq_pool_put_back(&self.q, pool_i, me)  # the put failed before its item was in
+
+    cdef _SegMap _pool_map(self, int i, uint64_t gen, int make, uint64_t need, const char *name):
+        """Pool entry i's segment, mapped in this process: from this handle's cache when it is
+        the same generation, else opened (the reader of the record naming it: `name`, and None
+        when it is missing) or made anew (the writer, whose entry has none that fits)."""
+        cdef char *base = NULL
+        cdef uint64_t size = 0
+        cdef char made[FQ_SPILL_NAME_LEN + 1]
+        cdef int rc
+        cdef _SegMap m = self._pool_maps[i]
+        if not make and m is not None and m.gen == (gen & 0xffffff) and m.size >= need:
+            return m
+        cdef const char *opened = name
+        if not make:
+            if name == NULL:
+                fq_pool_name(&self.q, i, gen, made)
+                opened = made
+            rc = fq_spill_open(opened, FQ_SPILL_NAME_LEN, 1, &base, &size)
+            if rc == FQ_AGAIN and name != NULL:
+                return None
+            if (rc == FQ_AGAIN or (rc == 0 and size < need)) and name == NULL:
+                if rc == 0:
+                    munmap(base, size)
+                make = 1  # the writer's entry lost its segment (or it shrank): make one
+            elif rc == FQ_CORRUPT:
+                raise QueueCorrupted("a large item's segment has an inconsistent size")
+            elif rc != 0:
+                if rc == -errno.EMFILE or rc == -errno.ENFILE:
+                    raise OSError(-rc, f"{os.strerror(-rc)}: cannot open the segment of a large item")
+                _raise_for(rc)
+        if make:
+            rc = fq_pool_make(&self.q, i, need, &gen, &base, &size)
+            if rc == -errno.ENOSPC:
+                raise _no_room_for_spill(need)
+            if rc != 0:
+                raise OSError(-rc, os.strerror(-rc))
+        fq_pool_name(&self.q, i, gen, made)
+        m = _SegMap.__new__(_SegMap)
+        m.base, m.size, m.gen, m.name = base, size, gen & 0xffffff, made[:FQ_SPILL_NAME_LEN]
+        self._pool_maps[i] = m
+        return m
+
+    cdef _pool_tidy(self):
+        """Once a second: unmap this handle's mappings of pool segments since replaced or
+        removed (their memory goes only when every process lets go), and remove idle ones."""
+        cdef int64_t now = fq_now_ns()
+        cdef int i
+        if now - self._pool_tidy_at < 1000000000:
+            return
+        self._pool_tidy_at = now
+        fq_pool_trim(&self.q, fq_self_ident())
+        for i in range(FQ_POOL):
+            m = self._pool_maps[i]
+            if m is not None and fq_pool_gen(&self.q, i) != (<_SegMap>m).gen:
+                self._pool_maps[i] = None
 
     cdef _enqueue(self, _Serialized s, block, timeout):
         cdef int64_t deadline = _deadline_ns(block, timeout)
@@ -645,7 +765,9 @@ cdef class ProcessQueue:
             return _NOT_YET  # reused under us: peek again
         if p.kind != FQ_KIND_SPILL:
             return self._take_from(r, &p, r.len, NULL)
-        rc = fq_spill_open(p.main, p.main_len, &spill, &spill_size)
+        if p.main_len == FQ_SPILL_NAME_LEN and fq_spill_pooled(p.main):
+            return self._take_pooled(r, &p)
+        rc = fq_spill_open(p.main, p.main_len, 0, &spill, &spill_size)
         # The name was read before any claim: the record may have been taken and its slot reused
         # since (a name being written, a segment being made). _drop_corrupt claims first, so it
         # raises only for a record still READY, and peeks again otherwise.
@@ -665,9 +787,25 @@ cdef class ProcessQueue:
         finally:
             munmap(spill, spill_size)
 
-    cdef object _take_from(self, fq_rslot *r, fq_payload *p, uint64_t total, const char *spill_name):
+    cdef object _take_pooled(self, fq_rslot *r, fq_payload *p):
+        """_take of a record naming a pooled segment: mapped already, most often."""
+        cdef fq_payload sp
+        cdef uint64_t gen
+        cdef int i = fq_pool_parse(&self.q, p.main, p.main_len, &gen)
+        if i < 0:
+            return self._drop_corrupt(r, NULL, "a large item's segment name is not this queue's")
+        seg = self._pool_map(i, gen, 0, 0, p.main)
+        if seg is None:
+            return self._drop_corrupt(r, NULL, "a large item's segment is missing")
+        if fq_payload_parse((<_SegMap>seg).base, (<_SegMap>seg).size, &sp) != FQ_OK or sp.kind == FQ_KIND_SPILL:
+            return self._drop_corrupt(r, NULL, "a spill segment is inconsistent", i)
+        return self._take_from(r, &sp, (<_SegMap>seg).size, NULL, i)  # seg stays mapped meanwhile
+
+    cdef object _take_from(self, fq_rslot *r, fq_payload *p, uint64_t total, const char *spill_name,
+                           int pool_i=-1):
         """_take's second half, over the payload p (`total` bytes): the record's own, or the
-        mapped segment of a spilled item, whose name spill_name is."""
+        mapped segment of a spilled item, whose name spill_name is (a one-off one) or which is
+        pool entry pool_i's."""
         cdef uint64_t me = fq_self_ident()
         cdef int rc
         cdef list bufs = None
@@ -687,11 +825,13 @@ cdef class ProcessQueue:
             _fill(p, main, bufs)
         finally:
             rc = fq_release(&self.q, r, me)
+            if pool_i >= 0:
+                fq_pool_hand_back(&self.q, pool_i, r.pos)  # after the release: see shmq.h
         if rc != FQ_OK:
             return _NOT_YET  # judged dead meanwhile, and the record counted lost: the copy may be torn
         return self._decode(p.kind, main, bufs)
 
-    cdef object _drop_corrupt(self, fq_rslot *r, const char *spill_name, str why):
+    cdef object _drop_corrupt(self, fq_rslot *r, const char *spill_name, str why, int pool_i=-1):
         """A READY record that can never be read: take it out of the queue (so the rest flows)
         and raise QueueCorrupted; _NOT_YET if another consumer took it first."""
         cdef uint64_t me = fq_self_ident()
@@ -700,6 +840,8 @@ cdef class ProcessQueue:
         if spill_name != NULL:
             fq_spill_unlink(spill_name, FQ_SPILL_NAME_LEN)
         fq_release(&self.q, r, me)
+        if pool_i >= 0:
+            fq_pool_hand_back(&self.q, pool_i, r.pos)
         raise QueueCorrupted(why)
 
     cdef object _decode(self, uint32_t kind, object main, list bufs):
@@ -745,6 +887,7 @@ cdef class ProcessQueue:
             if not block or _remaining(deadline) <= 0:
                 raise Empty
             self._member()
+            self._pool_tidy()
             with nogil:
                 fq_wait_not_empty(&self.q, min(FQ_SLICE_NS, _remaining(deadline)))
             if PyErr_CheckSignals() < 0:

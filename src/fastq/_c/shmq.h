@@ -51,6 +51,7 @@
 #define FASTQ_SHMQ_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/file.h>
@@ -60,7 +61,7 @@
 #include "proc.h"
 
 #define FQ_SHM_MAGIC UINT64_C(0x4D48535154534146) /* "FASTQSHM" little-endian */
-#define FQ_SHM_VERSION 2
+#define FQ_SHM_VERSION 3
 #define FQ_SHM_HEADER 8192
 #define FQ_REC_HDR 32
 #define FQ_SLICE_NS INT64_C(20000000) /* bounds crash recovery, shutdown and Ctrl-C latency */
@@ -73,13 +74,24 @@
 #define FQ_LOCK_FLUX (UINT64_C(1) << 60) /* in rlock: the undo record is being rewritten */
 #define FQ_SHUT_GRACEFUL 1
 #define FQ_SHUT_IMMEDIATE 2
+#define FQ_POOL 16                         /* pooled spill segments per queue */
+#define FQ_POOL_IDLE_NS INT64_C(2000000000) /* a pooled segment unused this long is removed */
 
 enum { FQ_OK = 0, FQ_AGAIN = 1, FQ_SHUT = 2, FQ_CORRUPT = 3, FQ_LOCKED = 4, FQ_TOOBIG = 5 };
 enum { FQ_WRITING = 1, FQ_READY = 2, FQ_READING = 3, FQ_DONE = 4, FQ_PAD = 5, FQ_ABANDONED = 6 };
 enum { FQ_KIND_PICKLE = 0, FQ_KIND_BYTES = 1, FQ_KIND_BYTEARRAY = 2, FQ_KIND_SPILL = 3 };
+enum { FQ_POOL_EMPTY = 0, FQ_POOL_FREE = 1, FQ_POOL_TAKEN = 2, FQ_POOL_FULL = 3 };
 
 #define FQ_LOW60 ((UINT64_C(1) << 60) - 1)
 #define FQ_LINE _Alignas(64)
+
+/* A pooled spill segment (see "spill pool" below). */
+typedef struct {
+    _Atomic uint64_t state;   /* FQ_POOL_* << 60 | ident (TAKEN) or record cursor (FULL) */
+    _Atomic uint64_t gen;     /* the segment's generation: a new segment, a new name */
+    _Atomic uint64_t size;    /* its bytes; 0 while none is made */
+    _Atomic int64_t used_at;  /* when it was last handed back (monotonic ns) */
+} fq_pool_entry;
 
 typedef struct {
     FQ_LINE uint64_t magic;
@@ -102,6 +114,9 @@ typedef struct {
     FQ_LINE _Atomic uint64_t slots[FQ_SLOTS]; /* participants: role << 60 | ident, 0 = free */
     _Atomic uint64_t slot_pending[FQ_SLOTS];  /* MEMBER: items in its backlog */
     _Atomic uint64_t slot_waits[FQ_SLOTS];    /* MEMBER: its sleepers, 16 bits per futex word */
+    FQ_LINE uint64_t pool_key;            /* random: the pool's segment names (fq_pool_name) */
+    _Atomic int64_t pool_trim_at;         /* when a process last looked for idle pool segments */
+    fq_pool_entry pool[FQ_POOL];
 } fq_shm_header;
 
 _Static_assert(sizeof(fq_shm_header) <= FQ_SHM_HEADER, "header fits its pages");
@@ -284,28 +299,40 @@ static int fq_payload_parse(const char *payload, uint64_t len, fq_payload *p)
     return FQ_OK;
 }
 
-/* ---- spill segments: one-off named segments for items too large for the ring ----
- * The ring record (kind SPILL) carries the name: "/fastq-" and 24 hex digits (96 random bits).
- * The consumer copies and unlinks it; whoever abandons or discards the record unlinks it too. */
+/* ---- spill segments: named segments for items too large for the ring ----
+ * The ring record (kind SPILL) carries the segment's name, in one of two forms of 31 bytes:
+ * - one-off: "/fastq-" and 24 hex digits (96 random bits). The consumer copies and unlinks it;
+ *   whoever abandons or discards the record unlinks it too.
+ * - pooled: "/fastq-p", the queue's pool key (16 hex digits), the pool entry (1 hex digit) and the
+ *   segment's generation (6 hex digits). It belongs to the queue's pool (below), which alone
+ *   removes it: a record that is abandoned or discarded leaves it alone. */
 
 #define FQ_SPILL_NAME_LEN 31
 
-static int fq_spill_name_ok(const char *name, uint64_t len)
+static int fq_hex_ok(const char *s, int n)
 {
-    if (len != FQ_SPILL_NAME_LEN || memcmp(name, "/fastq-", 7) != 0)
-        return 0;
-    for (int i = 7; i < FQ_SPILL_NAME_LEN; i++) {
-        char c = name[i];
+    for (int i = 0; i < n; i++) {
+        char c = s[i];
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
             return 0;
     }
     return 1;
 }
 
+static int fq_spill_name_ok(const char *name, uint64_t len)
+{
+    if (len != FQ_SPILL_NAME_LEN || memcmp(name, "/fastq-", 7) != 0)
+        return 0;
+    return name[7] == 'p' ? fq_hex_ok(name + 8, 23) : fq_hex_ok(name + 7, 24);
+}
+
+static inline int fq_spill_pooled(const char *name) { return name[7] == 'p'; }
+
+/* Unlink a one-off spill segment; a pooled name is left to the pool. */
 static void fq_spill_unlink(const char *name, uint64_t len)
 {
     char buf[FQ_SPILL_NAME_LEN + 1];
-    if (!fq_spill_name_ok(name, len))
+    if (!fq_spill_name_ok(name, len) || fq_spill_pooled(name))
         return;
     fq_cp();
     memcpy(buf, name, FQ_SPILL_NAME_LEN);
@@ -361,14 +388,14 @@ static int fq_spill_create(const char *name, uint64_t size, char **out)
  * item queued; it unlinks the name once the claim is won. A segment that is missing while its
  * record is still READY is inconsistent (only the claimant unlinks it, and a producer publishes
  * the name only after filling the segment): the caller tells that from a lost race. */
-static int fq_spill_open(const char *name, uint64_t name_len, char **out, uint64_t *size)
+static int fq_spill_open(const char *name, uint64_t name_len, int writable, char **out, uint64_t *size)
 {
     char buf[FQ_SPILL_NAME_LEN + 1];
     if (!fq_spill_name_ok(name, name_len))
         return FQ_CORRUPT;
     memcpy(buf, name, FQ_SPILL_NAME_LEN);
     buf[FQ_SPILL_NAME_LEN] = '\0';
-    int fd = shm_open(buf, O_RDONLY | O_CLOEXEC, 0);
+    int fd = shm_open(buf, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
     if (fd < 0)
         return errno == ENOENT ? FQ_AGAIN : -errno;
     struct stat st;
@@ -378,7 +405,8 @@ static int fq_spill_open(const char *name, uint64_t name_len, char **out, uint64
         err = errno;
     else if (st.st_size <= 0)
         corrupt = 1;
-    else if ((p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED)
+    else if ((p = mmap(NULL, (size_t)st.st_size, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd, 0)) ==
+             MAP_FAILED)
         err = errno;
     close(fd);
     if (corrupt)
@@ -388,6 +416,203 @@ static int fq_spill_open(const char *name, uint64_t name_len, char **out, uint64
     *out = p;
     *size = (uint64_t)st.st_size;
     return 0;
+}
+
+/* ---- the spill pool: segments reused from item to item ----
+ * A one-off segment costs its creation (the kernel zeroes every page), a page fault per 4 KiB in
+ * the writer and again in the reader, and its removal: for a 64 MiB item, three times what the two
+ * copies cost. So a spilled item goes, when it can, to one of FQ_POOL segments the queue keeps,
+ * which every process maps once and keeps mapped (_shm.pyx caches the mappings per handle).
+ * An entry's state (FQ_POOL_* << 60):
+ *   EMPTY        no segment;
+ *   FREE         a segment nobody uses;
+ *   TAKEN|ident  a writer fills it (or makes it); another takes it over only once ident is dead;
+ *   FULL|pos     it holds the item of the record at cursor pos: that record's reader hands it back
+ *                (FREE) after its copy; once `free` has passed pos the record is finished, so an
+ *                entry still FULL (its reader died before handing it back, or the record was
+ *                abandoned or discarded) is taken over as it stands.
+ * The writer takes an entry before it reserves its record and fills it (FULL) before it publishes,
+ * so a READY record's segment is never reused under it. Only the pool removes a pooled segment:
+ * a writer replacing one too small (or left by a dead writer), an idle one (fq_pool_trim), and the
+ * last holder (fq_pool_discard). */
+
+static void fq_pool_name(const fq_shmq *q, int i, uint64_t gen, char name[FQ_SPILL_NAME_LEN + 1])
+{
+    snprintf(name, FQ_SPILL_NAME_LEN + 1, "/fastq-p%016llx%01x%06llx", (unsigned long long)q->hdr->pool_key,
+             (unsigned)i, (unsigned long long)(gen & 0xffffff));
+}
+
+/* The entry a pooled name of this queue names, and its generation (*gen); -1 if it is not one. */
+static int fq_pool_parse(const fq_shmq *q, const char *name, uint64_t len, uint64_t *gen)
+{
+    char mine[FQ_SPILL_NAME_LEN + 1];
+    if (!fq_spill_name_ok(name, len) || !fq_spill_pooled(name))
+        return -1;
+    int i = name[24] <= '9' ? name[24] - '0' : name[24] - 'a' + 10;
+    if (i >= FQ_POOL)
+        return -1;
+    uint64_t g = 0;
+    for (int k = 25; k < FQ_SPILL_NAME_LEN; k++)
+        g = g << 4 | (uint64_t)(name[k] <= '9' ? name[k] - '0' : name[k] - 'a' + 10);
+    fq_pool_name(q, i, g, mine);
+    if (memcmp(mine, name, FQ_SPILL_NAME_LEN) != 0)
+        return -1;  /* another queue's key */
+    *gen = g;
+    return i;
+}
+
+static void fq_pool_unlink(const fq_shmq *q, int i, uint64_t gen)
+{
+    char name[FQ_SPILL_NAME_LEN + 1];
+    fq_pool_name(q, i, gen, name);
+    fq_cp();
+    shm_unlink(name);
+}
+
+/* Take an entry for a payload of len bytes: its index, or -1 (none to be had: the item goes to a
+ * one-off segment). *gen is its segment's generation; *make is 1 when the caller must make a new
+ * segment (fq_pool_make): there is none, or it is too small, or a dead writer left it. */
+static int fq_pool_take(fq_shmq *q, uint64_t me, uint64_t len, uint64_t *gen, int *make)
+{
+    fq_shm_header *h = q->hdr;
+    /* best first: a FREE one that fits, a finished FULL one that fits, an EMPTY one, one to remake */
+    for (int pass = 0; pass < 4; pass++) {
+        uint64_t freed = atomic_load(&h->free);
+        for (int i = 0; i < FQ_POOL; i++) {
+            fq_pool_entry *e = &h->pool[i];
+            uint64_t st = atomic_load(&e->state), kind = st >> 60, v = st & FQ_LOW60;
+            uint64_t size = atomic_load(&e->size);
+            int finished = kind == FQ_POOL_FULL && v < (freed & FQ_LOW60);
+            int fits = size >= len && size / 4 <= len + (UINT64_C(1) << 20);  /* not 4x too big */
+            int ok;
+            switch (pass) {
+            case 0: ok = kind == FQ_POOL_FREE && fits; break;
+            case 1: ok = finished && fits; break;
+            case 2: ok = kind == FQ_POOL_EMPTY; break;
+            default:
+                ok = kind == FQ_POOL_FREE || finished ||
+                     (kind == FQ_POOL_TAKEN && v != me && fq_ident_valid(v) && fq_dead(q, v));
+            }
+            if (!ok)
+                continue;
+            fq_cp();
+            if (atomic_compare_exchange_strong(&e->state, &st, fq_st(FQ_POOL_TAKEN, me))) {
+                *gen = atomic_load(&e->gen);
+                *make = !(pass <= 1);
+                return i;
+            }
+        }
+    }
+    return -1;
+}
+
+/* Make a new segment of at least len bytes for entry i (TAKEN by the caller), removing the old
+ * one: 0 with *gen set and the new segment mapped at *out (*size bytes), or -errno (the entry is
+ * then EMPTY again, its old segment gone). */
+static int fq_pool_make(fq_shmq *q, int i, uint64_t len, uint64_t *gen, char **out, uint64_t *size)
+{
+    fq_pool_entry *e = &q->hdr->pool[i];
+    uint64_t g = atomic_load(&e->gen);
+    fq_pool_unlink(q, i, g);  /* ENOENT when there is none */
+    atomic_store(&e->size, 0);
+    fq_cp();
+    atomic_store(&e->gen, g + 1);  /* before the segment exists: a taker after our death unlinks it */
+    /* room to grow: items of a stream vary a little in size (pickle framing) */
+    uint64_t want = len + len / 8;
+    want = (want + (UINT64_C(1) << 16) - 1) & ~((UINT64_C(1) << 16) - 1);
+    char name[FQ_SPILL_NAME_LEN + 1];
+    fq_pool_name(q, i, g + 1, name);
+    int rc = fq_spill_create(name, want, out);
+    if (rc < 0) {
+        fq_cp();
+        atomic_store(&e->state, fq_st(FQ_POOL_EMPTY, 0));
+        return rc;
+    }
+    atomic_store(&e->size, want);
+    *gen = g + 1;
+    *size = want;
+    return 0;
+}
+
+/* Give entry i back unused (the put failed before publishing), as FREE or (no segment) EMPTY. */
+static void fq_pool_put_back(fq_shmq *q, int i, uint64_t me)
+{
+    fq_pool_entry *e = &q->hdr->pool[i];
+    uint64_t st = fq_st(FQ_POOL_TAKEN, me);
+    atomic_store(&e->used_at, fq_now_ns());
+    fq_cp();
+    atomic_compare_exchange_strong(&e->state, &st,
+                                   fq_st(atomic_load(&e->size) ? FQ_POOL_FREE : FQ_POOL_EMPTY, 0));
+}
+
+/* The writer's item is in entry i, for the record at cursor pos: FQ_OK, or FQ_AGAIN if the entry
+ * was taken from it (judged dead: its record is abandoned too). */
+static int fq_pool_fill(fq_shmq *q, int i, uint64_t me, uint64_t pos)
+{
+    uint64_t st = fq_st(FQ_POOL_TAKEN, me);
+    fq_cp();
+    return atomic_compare_exchange_strong(&q->hdr->pool[i].state, &st, fq_st(FQ_POOL_FULL, pos)) ? FQ_OK
+                                                                                                : FQ_AGAIN;
+}
+
+/* The reader of the record at cursor pos is done with entry i's item. */
+static void fq_pool_hand_back(fq_shmq *q, int i, uint64_t pos)
+{
+    fq_pool_entry *e = &q->hdr->pool[i];
+    uint64_t st = fq_st(FQ_POOL_FULL, pos);
+    atomic_store(&e->used_at, fq_now_ns());
+    fq_cp();
+    atomic_compare_exchange_strong(&e->state, &st, fq_st(FQ_POOL_FREE, 0));
+}
+
+/* Remove the segments nobody has used for FQ_POOL_IDLE_NS (at most once a second per queue,
+ * whoever calls): a burst of large items does not hold /dev/shm for good. */
+static void fq_pool_trim(fq_shmq *q, uint64_t me)
+{
+    fq_shm_header *h = q->hdr;
+    int64_t now = fq_now_ns(), at = atomic_load(&h->pool_trim_at);
+    if (now - at < INT64_C(1000000000) || !atomic_compare_exchange_strong(&h->pool_trim_at, &at, now))
+        return;
+    for (int i = 0; i < FQ_POOL; i++) {
+        fq_pool_entry *e = &h->pool[i];
+        uint64_t st = atomic_load(&e->state);
+        if (st >> 60 != FQ_POOL_FREE || now - atomic_load(&e->used_at) < FQ_POOL_IDLE_NS)
+            continue;
+        fq_cp();
+        if (!atomic_compare_exchange_strong(&e->state, &st, fq_st(FQ_POOL_TAKEN, me)))
+            continue;
+        fq_pool_unlink(q, i, atomic_load(&e->gen));
+        atomic_store(&e->size, 0);
+        fq_cp();
+        atomic_store(&e->state, fq_st(FQ_POOL_EMPTY, 0));
+    }
+}
+
+/* Entry i's segment generation as its name carries it; UINT64_MAX when it has none. */
+static uint64_t fq_pool_gen(const fq_shmq *q, int i)
+{
+    const fq_pool_entry *e = &q->hdr->pool[i];
+    if (atomic_load(&e->state) >> 60 == FQ_POOL_EMPTY)
+        return UINT64_MAX;
+    return atomic_load(&e->gen) & 0xffffff;
+}
+
+/* Tests: where the pool lives in the header. */
+static size_t fq_pool_layout(size_t *trim_at, size_t *entry_size)
+{
+    *trim_at = offsetof(fq_shm_header, pool_trim_at);
+    *entry_size = sizeof(fq_pool_entry);
+    return offsetof(fq_shm_header, pool);
+}
+
+/* The last holder's: remove every pooled segment. */
+static void fq_pool_discard(fq_shmq *q)
+{
+    for (int i = 0; i < FQ_POOL; i++) {
+        fq_pool_entry *e = &q->hdr->pool[i];
+        if (atomic_load(&e->state) >> 60 != FQ_POOL_EMPTY || atomic_load(&e->gen) != 0)
+            fq_pool_unlink(q, i, atomic_load(&e->gen));
+    }
 }
 
 /* ---- waking ---- */
@@ -1375,6 +1600,7 @@ static void fq_shmq_detach(fq_shmq *q, int fd, const char *name)
             shm_unlink(name);
         if (fq_map(q, probe, size) == 0) {
             fq_discard_final(q);
+            fq_pool_discard(q);
             fq_shmq_unmap(q);
         }
     }
