@@ -12,19 +12,22 @@ Cases (groups):
   proc_int, proc_bytes   1 producer process -> 1 consumer (this process): ints, 100-byte bytes
   proc_batch             the same with put_many(100)/get_many(100); rows without them loop put()/get()
   proc_2x2               2 producer processes -> 2 consumer processes, ints
-  proc_array_1MiB/8MiB   numpy arrays from a producer process to this one; 64 MiB with the full sizes
-                         (FASTQ_BENCH_FULL=1 or --bench-full). The row "memcpy x2 (floor)" copies
-                         each array twice in this process (into a buffer and out of it): the physical
-                         limit for a queue that copies once in and once out.
+  proc_array_*          numpy arrays from a producer process to this one, 1 and 16 MiB; 64 and 256 MiB
+                         with the full sizes (FASTQ_BENCH_FULL=1 or --bench-full); the *_many cases
+                         drain with get_many(8). The row "memcpy x2 (floor)" copies each array twice
+                         in this process (into a buffer and out of it): the physical limit for a queue
+                         that copies once in and once out; "memcpy x1" copies it once.
 
 Workers are started once per test (fork where available) and driven through pipes, so process start-up
-is not timed. For the array cases the shared-memory rings (fastq's C core, faster-fifo) get a capacity
-of four times the array (so it travels through the ring), rounded up to a power of two.
+is not timed. fastq's queues keep their default ring (1 MiB), so arrays travel through its spill pool,
+as a user's would; faster-fifo's ring gets four times the array, rounded up to a power of two (it has
+no other way to carry one).
 The rows, cases and workloads live in fastq.bench.processes, shared with `python -m fastq`.
 """
 import pytest
 
-from fastq.bench.processes import FLOOR_ID, PROC_CASES, PROC_ROWS, Workers, memcpy_floor_round, open_process_case, proc_items
+from fastq.bench.processes import (FLOOR_ID, MEMCPY_ID, PROC_CASES, PROC_ROWS, Workers, memcpy_floor_round,
+                                   open_process_case, proc_items)
 
 ROWS = PROC_ROWS
 CASES = PROC_CASES
@@ -70,10 +73,12 @@ def test_process(benchmark, make_ops, bench_full, workers, case, row):
             q.close()
 
 
+@pytest.mark.parametrize("copies", [2, 1], ids=["x2", "x1"])
 @pytest.mark.parametrize("case", ARRAY_CASES, ids=[case.group for case in ARRAY_CASES])
-def test_memcpy_floor(benchmark, bench_full, case):
-    """Two in-process copies of the array per item (in and out of a buffer): the physical limit."""
+def test_memcpy_floor(benchmark, bench_full, case, copies):
+    """Two in-process copies of the array per item (in and out of a buffer): the physical limit; one:
+    a zero-copy receive's ceiling."""
     _skip_unless_sized(case, bench_full)
     n = proc_items(case, bench_full)
-    _record(benchmark, case, FLOOR_ID, n, True)
-    benchmark.pedantic(memcpy_floor_round(case, n), rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    _record(benchmark, case, FLOOR_ID if copies == 2 else MEMCPY_ID, n, True)
+    benchmark.pedantic(memcpy_floor_round(case, n, copies), rounds=ROUNDS, iterations=1, warmup_rounds=1)

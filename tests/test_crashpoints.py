@@ -21,6 +21,7 @@ the parent checks that put, get, join and qsize each return within their timeout
 """
 import gc
 import os
+import pickle
 import signal
 import struct
 import time
@@ -181,6 +182,28 @@ class GetSpill(Get):
     size = 40000
 
 
+class _OutOfBand:
+    """Pickles its bytes out of band (PEP 574), as a numpy array does; unpickles as bytes."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __reduce_ex__(self, protocol):
+        return bytes, (pickle.PickleBuffer(self.data),)
+
+
+class GetView(Get):
+    """get(copy=False): the pooled segment is HELD while the view lives, let go when it dies."""
+    size = 40000
+
+    def setup(self, q):
+        for i in range(self.before):
+            q.put(_OutOfBand(_item(i, self.size)))
+
+    def op(self, q):
+        _check(q.get(copy=False))
+
+
 class GetMany(Scenario):
     consumer = True
     before = 1  # get_many takes several: with one queued, at most one can be lost
@@ -216,7 +239,7 @@ class ShutdownImmediate(Scenario):
 
 
 SCENARIOS = [Put(), PutSpill(), PutSpillReuse(), PutSpillReclaim(), PutPad(), PutSteal(), Get(), GetSpill(),
-             GetMany(), PoolTrim(), TaskDone(), Shutdown(), ShutdownImmediate()]
+             GetView(), GetMany(), PoolTrim(), TaskDone(), Shutdown(), ShutdownImmediate()]
 
 
 # --- the machinery ----------------------------------------------------------------------------------

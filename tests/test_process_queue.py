@@ -736,6 +736,91 @@ def test_sigkilled_pool_users_leak_nothing_and_tear_nothing(crash_h):
     assert left == set(), left
 
 
+def test_get_copy_false_gives_views_that_stay_put(h):
+    """get(copy=False): a large array arrives without the reader's copy (C core: a read-only view of
+    the shared memory; the pure core copies), stays intact while later items reuse the pool, and
+    outlives the queue."""
+    np = pytest.importorskip("numpy")
+    q = h.queue()
+    a = np.arange(MiB // 8, dtype=np.float64)  # 1 MiB: over a quarter of the default ring
+    q.put(a)
+    view = q.get(timeout=WAIT, copy=False)
+    assert np.array_equal(view, a)
+    if h.cls.__module__ == "fastq._shm":
+        assert not view.flags.writeable
+        with pytest.raises(ValueError):
+            view[0] = 1
+    for k in range(40):  # other items through the pool, by copy and by view, while the view lives
+        q.put(a + k + 1)
+        other = q.get(timeout=WAIT, copy=bool(k % 2))
+        assert other[0] == k + 1
+        del other
+    assert np.array_equal(view, a)
+    q.put(5)
+    assert q.get(copy=False) == 5  # small items: as ever
+    h.queues.remove(q)
+    q.close()
+    del q
+    gc.collect()
+    assert np.array_equal(view, a)  # the queue is gone, the view is not
+
+
+def _hold_views(q, n, ready):
+    held = [q.get(timeout=WAIT, copy=False) for _ in range(n)]
+    ready.put(sum(int(x[0]) for x in held))
+    time.sleep(WAIT)
+
+
+def test_a_killed_holder_of_views_costs_the_pool_nothing(crash_h):
+    """A consumer holding zero-copy views of every pooled segment is SIGKILLed: writers take the
+    entries over (new segments), large items flow, and nothing stays in /dev/shm."""
+    np = pytest.importorskip("numpy")
+    before = {n for n in os.listdir("/dev/shm") if n.startswith("fastq-")}
+    q = crash_h.queue()
+    ready = crash_h.queue()
+    for k in range(16):
+        q.put(np.full(MiB // 8, k, dtype=np.float64))
+    p = crash_h.start(_hold_views, q, 16, ready)
+    assert ready.get(timeout=WAIT) == sum(range(16))
+    os.kill(p.pid, signal.SIGKILL)
+    p.join(WAIT)
+    for k in range(20):
+        q.put(np.full(MiB // 8, 100 + k, dtype=np.float64))
+        assert q.get(timeout=WAIT)[0] == 100 + k
+    crash_h.queues.clear()
+    del q, ready
+    gc.collect()
+    assert {n for n in os.listdir("/dev/shm") if n.startswith("fastq-")} - before == set()
+
+
+def test_a_fork_child_keeps_its_views_while_the_parent_moves_on(crash_h):
+    """Views inherited by a fork child keep their bytes after the parent lets its own go and the
+    pool serves other items: a segment a child may map is removed, never reused."""
+    np = pytest.importorskip("numpy")
+    q = crash_h.queue()
+    q.put(np.full(MiB // 8, 7.0))
+    view = q.get(timeout=WAIT, copy=False)
+    r, w = os.pipe()
+    r2, w2 = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(w)
+        os.read(r, 1)  # the parent has moved on
+        os._exit(0 if float(view.min()) == float(view.max()) == 7.0 else 1)
+    os.close(r)
+    del view
+    gc.collect()
+    for k in range(40):
+        q.put(np.full(MiB // 8, float(k)))
+        assert q.get(timeout=WAIT)[0] == k
+    os.write(w, b"x")
+    os.close(w)
+    os.close(r2)
+    os.close(w2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child's view changed under it"
+
+
 # --- shutdown ----------------------------------------------------------------------------------------------
 
 

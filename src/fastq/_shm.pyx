@@ -24,6 +24,7 @@ import pickle
 import signal
 import threading
 import types
+import weakref
 
 from fastq._args import process_queue_args
 from fastq.errors import Empty, Full, QueueCorrupted, ShutDown
@@ -126,6 +127,8 @@ cdef extern from "shmq.h" nogil:
     int fq_pool_fill(fq_shmq *q, int i, uint64_t me, uint64_t pos)
     void fq_pool_hand_back(fq_shmq *q, int i, uint64_t pos)
     void fq_pool_trim(fq_shmq *q, uint64_t me)
+    int fq_pool_hold(fq_shmq *q, int i, uint64_t pos, uint64_t me)
+    void fq_pool_let_go(fq_shmq *q, int i, uint64_t me, int retire)
     uint64_t fq_pool_gen(const fq_shmq *q, int i)
     size_t fq_pool_layout(size_t *trim_at, size_t *entry_size)
     enum:
@@ -173,6 +176,53 @@ cdef class _SegMap:
     def __dealloc__(self):
         if self.base != NULL:
             munmap(self.base, self.size)
+
+
+cdef class ProcessQueue
+
+
+@cython.final
+cdef class _Held:
+    """The memory of a large item received without a copy (get(copy=False)), exported read-only:
+    a one-off spill segment's mapping (ours alone: its name is gone once we claimed it), or a
+    pooled segment the queue lends us (HELD) until the last view dies. If this process forks
+    while they live, the child maps the segment too: the pool then removes it instead of reusing
+    it (fq_pool_let_go's retire)."""
+    cdef char *base
+    cdef uint64_t size
+    cdef _SegMap seg            # pooled: the handle's mapping, kept alive with the views
+    cdef ProcessQueue queue     # pooled: whose entry to give back
+    cdef int pool_i
+    cdef uint64_t ident
+    cdef bint forked
+    cdef object __weakref__
+
+    def __cinit__(self):
+        self.pool_i = -1
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        PyBuffer_FillInfo(view, self, self.base, self.size, 1, flags)
+
+    def __releasebuffer__(self, Py_buffer *view):
+        pass
+
+    def __dealloc__(self):
+        if self.seg is None:
+            if self.base != NULL:
+                munmap(self.base, self.size)
+        elif self.pool_i >= 0 and self.queue.q.base != NULL and self.ident == fq_self_ident():
+            fq_pool_let_go(&self.queue.q, self.pool_i, self.ident, self.forked)
+
+
+_live_held = weakref.WeakSet()  # pooled _Held objects, for the fork hook
+
+
+def _held_before_fork():
+    for held in list(_live_held):
+        (<_Held>held).forked = True
+
+
+os.register_at_fork(before=_held_before_fork)
 
 
 @cython.final
@@ -749,7 +799,7 @@ cdef class ProcessQueue:
 
     # ---- get ----
 
-    cdef object _take(self, fq_rslot *r):
+    cdef object _take(self, fq_rslot *r, bint copy=True):
         """Claim, copy out and decode the record peek found: the item, a _Failed if it does not
         decode, or _NOT_YET if another consumer took it (or took it from us, judging us dead).
         Everything that can fail before the copy (opening a spill segment, allocating) happens
@@ -766,7 +816,7 @@ cdef class ProcessQueue:
         if p.kind != FQ_KIND_SPILL:
             return self._take_from(r, &p, r.len, NULL)
         if p.main_len == FQ_SPILL_NAME_LEN and fq_spill_pooled(p.main):
-            return self._take_pooled(r, &p)
+            return self._take_pooled(r, &p, copy)
         rc = fq_spill_open(p.main, p.main_len, 0, &spill, &spill_size)
         # The name was read before any claim: the record may have been taken and its slot reused
         # since (a name being written, a segment being made). _drop_corrupt claims first, so it
@@ -780,14 +830,19 @@ cdef class ProcessQueue:
                 raise OSError(-rc, f"{os.strerror(-rc)}: cannot open the segment of a large item "
                               "(it stays queued)")
             _raise_for(rc)
+        if fq_payload_parse(spill, spill_size, &sp) != FQ_OK or sp.kind == FQ_KIND_SPILL:
+            munmap(spill, spill_size)
+            return self._drop_corrupt(r, p.main, "a spill segment is inconsistent")
+        if not copy and sp.kind == FQ_KIND_PICKLE and sp.nbufs:
+            held = _Held.__new__(_Held)  # owns the mapping from here
+            (<_Held>held).base, (<_Held>held).size = spill, spill_size
+            return self._take_view(r, &sp, <_Held>held, -1, p.main)
         try:
-            if fq_payload_parse(spill, spill_size, &sp) != FQ_OK or sp.kind == FQ_KIND_SPILL:
-                return self._drop_corrupt(r, p.main, "a spill segment is inconsistent")
             return self._take_from(r, &sp, spill_size, p.main)
         finally:
             munmap(spill, spill_size)
 
-    cdef object _take_pooled(self, fq_rslot *r, fq_payload *p):
+    cdef object _take_pooled(self, fq_rslot *r, fq_payload *p, bint copy):
         """_take of a record naming a pooled segment: mapped already, most often."""
         cdef fq_payload sp
         cdef uint64_t gen
@@ -799,7 +854,42 @@ cdef class ProcessQueue:
             return self._drop_corrupt(r, NULL, "a large item's segment is missing")
         if fq_payload_parse((<_SegMap>seg).base, (<_SegMap>seg).size, &sp) != FQ_OK or sp.kind == FQ_KIND_SPILL:
             return self._drop_corrupt(r, NULL, "a spill segment is inconsistent", i)
+        if not copy and sp.kind == FQ_KIND_PICKLE and sp.nbufs:
+            held = _Held.__new__(_Held)
+            (<_Held>held).base, (<_Held>held).size, (<_Held>held).seg = (<_SegMap>seg).base, (<_SegMap>seg).size, seg
+            return self._take_view(r, &sp, <_Held>held, i, NULL)
         return self._take_from(r, &sp, (<_SegMap>seg).size, NULL, i)  # seg stays mapped meanwhile
+
+    cdef object _take_view(self, fq_rslot *r, fq_payload *p, _Held held, int pool_i, const char *spill_name):
+        """_take without the copy (get(copy=False)): the item's out-of-band buffers are read-only
+        views of its spill segment, which `held` keeps: a one-off one (its name removed once the
+        claim is won), or pool entry pool_i's, HELD for us until the last view dies."""
+        cdef uint64_t me = fq_self_ident()
+        cdef uint64_t o = 16 + 8 * <uint64_t>p.nbufs + p.main_len, n
+        cdef uint32_t i
+        spans = []
+        for i in range(p.nbufs):  # each length read once, checked against the mapping
+            n = fq_buf_len(p, i)
+            o = fq_buf_start(o)
+            if o > held.size or n > held.size - o:
+                return self._drop_corrupt(r, spill_name, "a record's buffer lengths are inconsistent", pool_i)
+            spans.append((o, n))
+            o += n
+        if fq_claim(&self.q, r, me) != FQ_OK:
+            return _NOT_YET
+        if pool_i >= 0:
+            if fq_pool_hold(&self.q, pool_i, r.pos, me) != FQ_OK:
+                fq_release(&self.q, r, me)
+                return _NOT_YET  # judged dead and robbed: the record is counted lost
+            held.queue, held.pool_i, held.ident = self, pool_i, me
+            _live_held.add(held)
+        elif spill_name != NULL:
+            fq_spill_unlink(spill_name, FQ_SPILL_NAME_LEN)  # ours now: nobody else opens it
+        main = PyBytes_FromStringAndSize(p.main, p.main_len)
+        if fq_release(&self.q, r, me) != FQ_OK:
+            return _NOT_YET  # counted lost by whoever judged us dead: not delivered twice
+        view = memoryview(held)
+        return self._decode(p.kind, main, [view[o:o + n] for o, n in spans])
 
     cdef object _take_from(self, fq_rslot *r, fq_payload *p, uint64_t total, const char *spill_name,
                            int pool_i=-1):
@@ -865,7 +955,7 @@ cdef class ProcessQueue:
             raise exc
         return 0
 
-    cdef object _get_one(self, block, int64_t deadline):
+    cdef object _get_one(self, block, int64_t deadline, bint copy=True):
         """The next item, or a _Failed."""
         cdef fq_rslot r
         cdef int rc
@@ -876,7 +966,7 @@ cdef class ProcessQueue:
                 raise ShutDown
             rc = fq_peek(&self.q, &r)  # never blocks
             if rc == FQ_OK:
-                item = self._take(&r)
+                item = self._take(&r, copy)
                 if item is not _NOT_YET:
                     return item
                 continue
@@ -893,13 +983,17 @@ cdef class ProcessQueue:
             if PyErr_CheckSignals() < 0:
                 raise KeyboardInterrupt
 
-    def get(self, block=True, timeout=None):
+    def get(self, block=True, timeout=None, *, copy=True):
         """Remove and return an item. Block (at most `timeout` seconds) until one is there,
         then raise Empty; with block false raise Empty at once. Raises ShutDown once the queue
         is shut down and empty (at once after an immediate shutdown). An item that cannot be
-        unpickled raises here, once, and is gone."""
+        unpickled raises here, once, and is gone.
+
+        copy=False (fastq extra): a large item's out-of-band buffers (numpy arrays over a quarter
+        of the ring) are not copied out: they are read-only views of the shared memory it came
+        in, kept for this process as long as any of them lives. Other items are copied as usual."""
         self._check_get()
-        item = self._get_one(block, _deadline_ns(block, timeout))
+        item = self._get_one(block, _deadline_ns(block, timeout), copy)
         if type(item) is _Failed:
             raise (<_Failed>item).exc
         return item

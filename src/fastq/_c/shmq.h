@@ -80,7 +80,7 @@
 enum { FQ_OK = 0, FQ_AGAIN = 1, FQ_SHUT = 2, FQ_CORRUPT = 3, FQ_LOCKED = 4, FQ_TOOBIG = 5 };
 enum { FQ_WRITING = 1, FQ_READY = 2, FQ_READING = 3, FQ_DONE = 4, FQ_PAD = 5, FQ_ABANDONED = 6 };
 enum { FQ_KIND_PICKLE = 0, FQ_KIND_BYTES = 1, FQ_KIND_BYTEARRAY = 2, FQ_KIND_SPILL = 3 };
-enum { FQ_POOL_EMPTY = 0, FQ_POOL_FREE = 1, FQ_POOL_TAKEN = 2, FQ_POOL_FULL = 3 };
+enum { FQ_POOL_EMPTY = 0, FQ_POOL_FREE = 1, FQ_POOL_TAKEN = 2, FQ_POOL_FULL = 3, FQ_POOL_HELD = 4 };
 
 #define FQ_LOW60 ((UINT64_C(1) << 60) - 1)
 #define FQ_LINE _Alignas(64)
@@ -430,7 +430,10 @@ static int fq_spill_open(const char *name, uint64_t name_len, int writable, char
  *   FULL|pos     it holds the item of the record at cursor pos: that record's reader hands it back
  *                (FREE) after its copy; once `free` has passed pos the record is finished, so an
  *                entry still FULL (its reader died before handing it back, or the record was
- *                abandoned or discarded) is taken over as it stands.
+ *                abandoned or discarded) is taken over as it stands;
+ *   HELD|ident   a reader's zero-copy views of the item (get(copy=False)) still live: it lets go
+ *                when they die (FREE, or the segment removed if it forked meanwhile: a child may
+ *                map it still); once ident is dead, a writer takes it over with a new segment.
  * The writer takes an entry before it reserves its record and fills it (FULL) before it publishes,
  * so a READY record's segment is never reused under it. Only the pool removes a pooled segment:
  * a writer replacing one too small (or left by a dead writer), an idle one (fq_pool_trim), and the
@@ -489,9 +492,10 @@ static int fq_pool_take(fq_shmq *q, uint64_t me, uint64_t len, uint64_t *gen, in
             case 0: ok = kind == FQ_POOL_FREE && fits; break;
             case 1: ok = finished && fits; break;
             case 2: ok = kind == FQ_POOL_EMPTY; break;
-            default:
+            default:  /* remade, never reused: a dead holder's fork child may still map its segment */
                 ok = kind == FQ_POOL_FREE || finished ||
-                     (kind == FQ_POOL_TAKEN && v != me && fq_ident_valid(v) && fq_dead(q, v));
+                     ((kind == FQ_POOL_TAKEN || kind == FQ_POOL_HELD) && v != me && fq_ident_valid(v) &&
+                      fq_dead(q, v));
             }
             if (!ok)
                 continue;
@@ -563,6 +567,32 @@ static void fq_pool_hand_back(fq_shmq *q, int i, uint64_t pos)
     atomic_store(&e->used_at, fq_now_ns());
     fq_cp();
     atomic_compare_exchange_strong(&e->state, &st, fq_st(FQ_POOL_FREE, 0));
+}
+
+/* The reader of the record at cursor pos keeps entry i's segment for zero-copy views, before it
+ * releases the record: FULL|pos -> HELD|me. FQ_OK, or FQ_AGAIN (robbed: judged dead). */
+static int fq_pool_hold(fq_shmq *q, int i, uint64_t pos, uint64_t me)
+{
+    uint64_t st = fq_st(FQ_POOL_FULL, pos);
+    fq_cp();
+    return atomic_compare_exchange_strong(&q->hdr->pool[i].state, &st, fq_st(FQ_POOL_HELD, me)) ? FQ_OK : FQ_AGAIN;
+}
+
+/* The views of entry i's item are gone: HELD|me -> FREE; or, with retire (the holder forked while
+ * they lived: a child may map the segment still), the segment removed and the entry EMPTY. */
+static void fq_pool_let_go(fq_shmq *q, int i, uint64_t me, int retire)
+{
+    fq_pool_entry *e = &q->hdr->pool[i];
+    uint64_t st = fq_st(FQ_POOL_HELD, me);
+    atomic_store(&e->used_at, fq_now_ns());
+    fq_cp();
+    if (!atomic_compare_exchange_strong(&e->state, &st, fq_st(retire ? FQ_POOL_TAKEN : FQ_POOL_FREE, retire ? me : 0)) ||
+        !retire)
+        return;
+    fq_pool_unlink(q, i, atomic_load(&e->gen));
+    atomic_store(&e->size, 0);
+    fq_cp();
+    atomic_store(&e->state, fq_st(FQ_POOL_EMPTY, 0));
 }
 
 /* Remove the segments nobody has used for FQ_POOL_IDLE_NS (at most once a second per queue,

@@ -60,8 +60,8 @@ class ProcRow:
     def make_ops(self):
         """A factory new(nbytes) -> queue; raises ImportError/AttributeError when unavailable."""
         cls = self.load()
-        if self.kind == "fastq":
-            return lambda nbytes=0: cls(capacity=ring_capacity(nbytes), ctx=mp.get_context(PROC_METHOD))
+        if self.kind == "fastq":  # the default ring: big items take the spill pool, as users' do
+            return lambda nbytes=0: cls(ctx=mp.get_context(PROC_METHOD))
         if self.kind == "faster-fifo":
             return lambda nbytes=0: cls(max_size_bytes=ring_capacity(nbytes) or 1_000_000)
         return lambda nbytes=0: cls()
@@ -77,6 +77,8 @@ PROC_ROWS: List[ProcRow] = [
 ]
 FLOOR_ID = "memcpy-x2"
 FLOOR_NAME = "memcpy x2 (floor)"
+MEMCPY_ID = "memcpy-x1"
+MEMCPY_NAME = "memcpy x1"
 
 
 class ProcOps:
@@ -190,6 +192,7 @@ class ProcCase:
     full_items: int  # with FASTQ_BENCH_FULL=1 / --bench-full
     quick_items: int = 0  # in `python -m fastq`; 0: not in the quick table
     batched: bool = False
+    many: bool = False  # the consumer drains with get_many(8) (rows without it: get())
     pairs: int = 1  # producers (and consumers, when more than 1: then they are child processes)
     full_only: bool = False
     family: str = "process"
@@ -206,8 +209,14 @@ PROC_CASES: List[ProcCase] = [
              batched=True),
     ProcCase("2 -> 2 processes, ints", "proc_2x2", "int", 10_000, 200_000, pairs=2),
     ProcCase("1 -> 1, 1 MiB numpy arrays", "proc_array_1MiB", ("array", 1 * MiB), 0, 0, quick_items=16),
-    ProcCase("1 -> 1, 8 MiB numpy arrays", "proc_array_8MiB", ("array", 8 * MiB), 0, 0),
+    ProcCase("1 -> 1, 1 MiB numpy arrays, get_many(8)", "proc_array_1MiB_many", ("array", 1 * MiB), 0, 0, many=True),
+    ProcCase("1 -> 1, 16 MiB numpy arrays", "proc_array_16MiB", ("array", 16 * MiB), 0, 0),
+    ProcCase("1 -> 1, 16 MiB numpy arrays, get_many(8)", "proc_array_16MiB_many", ("array", 16 * MiB), 0, 0,
+             many=True),
     ProcCase("1 -> 1, 64 MiB numpy arrays", "proc_array_64MiB", ("array", 64 * MiB), 0, 0, full_only=True),
+    ProcCase("1 -> 1, 64 MiB numpy arrays, get_many(8)", "proc_array_64MiB_many", ("array", 64 * MiB), 0, 0,
+             many=True, full_only=True),
+    ProcCase("1 -> 1, 256 MiB numpy arrays", "proc_array_256MiB", ("array", 256 * MiB), 0, 0, full_only=True),
 ]
 
 
@@ -236,6 +245,14 @@ def open_process_case(row, case, n, workers, new=None):
                 got = 0
                 while got < n:
                     got += len(get_batch(min(PROC_BATCH, n - got)))
+        elif case.many:
+            get_batch = ops.get_batch
+
+            def one_round():
+                producer.send((n, False))
+                got = 0
+                while got < n:
+                    got += len(get_batch(min(8, n - got)))
         else:
             get = ops.get
 
@@ -257,9 +274,10 @@ def open_process_case(row, case, n, workers, new=None):
     return q, ops, one_round
 
 
-def memcpy_floor_round(case, n):
-    """Two in-process copies of the array per item (into a buffer and out): the physical limit of a
-    queue that copies once in and once out. Returns one_round()."""
+def memcpy_floor_round(case, n, copies=2):
+    """`copies` in-process copies of the array per item (2: into a buffer and out, the physical
+    limit of a queue that copies once in and once out; 1: the ceiling of a zero-copy receive, which
+    costs the producer's copy only). Returns one_round()."""
     import numpy as np
 
     src = make_item(case.spec)
@@ -270,7 +288,8 @@ def memcpy_floor_round(case, n):
     def one_round():
         for _ in range(n):
             np.copyto(buf, src)
-            np.copyto(dst, buf)
+            if copies == 2:
+                np.copyto(dst, buf)
 
     return one_round
 

@@ -372,10 +372,12 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue, Generic[_T]):
                 # so get(timeout=0) right after this process's put() finds it, as in queue.Queue
                 block = False
 
-    def get(self, block: bool = True, timeout: float | None = None) -> _T:
+    def get(self, block: bool = True, timeout: float | None = None, *, copy: bool = True) -> _T:
         """Remove and return an item; the same as multiprocessing.Queue.get, except that a negative
         timeout raises ValueError and a shut-down queue raises ShutDown (once drained, or at once
-        after an immediate shutdown)."""
+        after an immediate shutdown). `copy` is the C core's (its copy=False hands large arrays
+        over as read-only views of shared memory); the items here come through a pipe and are
+        always the reader's own."""
         return self._decode(self._get(block, timeout, 1)[0])
 
     def get_nowait(self) -> _T:
