@@ -1,6 +1,7 @@
 """ProcessQueue against its rivals across processes: one benchmark group per case, one row per queue.
 
-Rows: fastq.ProcessQueue (the C core, skipped where it is not built), fastq.pure.ProcessQueue,
+Rows: fastq.ProcessQueue (the C core, skipped where it is not built; for arrays also with
+get(copy=False), the views without the reader's copy), fastq.pure.ProcessQueue,
 multiprocessing.Queue and faster-fifo (skipped when not installed: pip install 'fastq-queue[bench]').
 Each round moves a known number of items between processes (extra_info: items_per_round), so a time
 per round divides into a time per item; bench/report.py does that:
@@ -60,6 +61,8 @@ def _skip_unless_sized(case, bench_full):
 @pytest.mark.parametrize("case", CASES, ids=[case.group for case in CASES])
 def test_process(benchmark, make_ops, bench_full, workers, case, row):
     _skip_unless_sized(case, bench_full)
+    if not row.applies(case):
+        pytest.skip(f"{row.name}: the same as the C row for {case.group}")
     new = make_ops(row)
     n = proc_items(case, bench_full)
     q = None

@@ -57,10 +57,14 @@ class ProcRow:
     kind: str  # "fastq", "mp", "faster-fifo": which adapter the workers use
     family: str = "process"
 
+    def applies(self, case):
+        """The view row (get(copy=False)) differs from the C row only for arrays."""
+        return self.kind != "fastq-view" or (case.spec != "int" and case.spec[0] == "array")
+
     def make_ops(self):
         """A factory new(nbytes) -> queue; raises ImportError/AttributeError when unavailable."""
         cls = self.load()
-        if self.kind == "fastq":  # the default ring: big items take the spill pool, as users' do
+        if self.kind in ("fastq", "fastq-view"):  # the default ring: big items take the spill pool
             return lambda nbytes=0: cls(ctx=mp.get_context(PROC_METHOD))
         if self.kind == "faster-fifo":
             return lambda nbytes=0: cls(max_size_bytes=ring_capacity(nbytes) or 1_000_000)
@@ -70,6 +74,8 @@ class ProcRow:
 PROC_ROWS: List[ProcRow] = [
     ProcRow("fastq.ProcessQueue (C)", "fastq.ProcessQueue", _load_process_c,
             "C ProcessQueue not built here (Linux only; pip install -e . builds it)", "fastq"),
+    ProcRow("fastq.ProcessQueue (C), get(copy=False)", "fastq.ProcessQueue-view", _load_process_c,
+            "C ProcessQueue not built here (Linux only; pip install -e . builds it)", "fastq-view"),
     ProcRow("fastq.pure.ProcessQueue", "fastq.pure.ProcessQueue", _load_process_pure, "fastq.pure missing", "fastq"),
     ProcRow("multiprocessing.Queue", "multiprocessing.Queue", _load_multiprocessing, "stdlib", "mp"),
     ProcRow("faster-fifo", "faster-fifo", _load_faster_fifo,
@@ -92,8 +98,9 @@ class ProcOps:
             self.get = lambda: q.get(timeout=PROC_WAIT)
             self.put_batch = lambda items: q.put_many(items, timeout=PROC_WAIT)
             self.get_batch = lambda n: q.get_many(timeout=PROC_WAIT, max_messages_to_get=n)
-        elif kind == "fastq":
-            self.put, self.get = q.put, lambda: q.get(timeout=PROC_WAIT)
+        elif kind in ("fastq", "fastq-view"):
+            copy = kind == "fastq"  # fastq-view: large arrays as views of the shared memory (one copy in all)
+            self.put, self.get = q.put, lambda: q.get(timeout=PROC_WAIT, copy=copy)
             self.put_batch = q.put_many
             self.get_batch = lambda n: q.get_many(n, timeout=PROC_WAIT)
         else:
@@ -340,6 +347,8 @@ def run_quick_process(repeat=3, progress=None):
     for case in cases:
         n = proc_items(case, False, quick=True)
         for row in rows:
+            if not row.applies(case):
+                continue
             if progress:
                 progress(f"{case.name}: {row.name}")
             results.per_item.setdefault(row.name, {})[case.name] = time_process_case(row, case, n, repeat)
