@@ -137,6 +137,30 @@ def test_async_for_until_shutdown_and_drained(impl, name):
     assert run(main()) == list(range(100))
 
 
+def test_subclass_overriding_a_hook(impl):
+    class Logged(impl.Queue):  # runs queue.py's algorithm, with real conditions, on both cores
+        def _put(self, item):
+            super()._put(item)
+
+    q = Logged(maxsize=1)
+
+    async def main():
+        def produce():
+            for i in range(200):
+                q.put(i)
+        t = threading.Thread(target=produce)
+        t.start()
+        got = [await q.async_get(timeout=30) for _ in range(200)]
+        t.join()
+        await q.async_put("x")
+        threading.Timer(0.05, q.get).start()
+        await q.async_put("y", timeout=30)
+        return got
+
+    assert run(main()) == list(range(200))
+    assert q.get_nowait() == "y"
+
+
 def test_random_cancellations_lose_nothing(impl):
     """10,000 gets cancelled at random moments while items flow: each item is delivered once,
     to a get that returned it, or is still queued."""

@@ -185,6 +185,8 @@ class _Slot:
     def idle(self) -> None:
         self.waker.slots.pop((id(self.q), self.which), None)
         self.q._async_watch(self.which, self.waker.wfd, -1)
+        if self.waker.loop_ref() is None:  # the last waiter of a loop gone: its fds go now
+            self.waker.release()
 
     def added(self) -> None:
         pass
@@ -278,6 +280,7 @@ class _Waker:
             self.rfd, self.wfd = os.pipe()
             os.set_blocking(self.rfd, False)
             os.set_blocking(self.wfd, False)
+        self.fds_closed = False
         loop.add_reader(self.rfd, self._readable)
 
     def _readable(self) -> None:
@@ -327,8 +330,19 @@ class _Waker:
             if not slot.threaded:
                 slot.q._async_watch(slot.which, self.wfd, -1)
         self.slots.clear()
+        self.release()
+
+    def release(self) -> None:
+        """Close the fds, once the loop is gone and no queue holds them. A queue still holding
+        wfd would write into whatever file reuses the number: until then they stay open."""
+        if self.fds_closed or any(not slot.threaded for slot in self.slots.values()):
+            return
+        self.fds_closed = True
         for fd in {self.rfd, self.wfd}:
-            os.close(fd)
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 _wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Waker] = weakref.WeakKeyDictionary()
@@ -342,20 +356,8 @@ def _waker(loop: asyncio.AbstractEventLoop) -> _Waker:
     if waker is None:
         with _wakers_lock:
             waker = _wakers[loop] = _Waker(loop)
-            weakref.finalize(loop, _close_fds, waker.rfd, waker.wfd, waker.slots)
+            weakref.finalize(loop, waker.release)
     return waker
-
-
-def _close_fds(rfd: int, wfd: int, slots: dict[Any, _Slot]) -> None:
-    # The loop is gone. A queue still holding wfd would write into whatever file reuses the
-    # number: keep the fds open (a leak) while any registration remains.
-    if any(not slot.threaded for slot in slots.values()):
-        return
-    for fd in {rfd, wfd}:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
 
 
 def _after_fork() -> None:
