@@ -1,6 +1,7 @@
 """The asyncio face (fastq/_aio.py) on both cores: async_get/async_put/async_get_many/async for,
 threads and processes on the other side, timeouts, cancellation, shutdown, several loops."""
 import asyncio
+import contextlib
 import gc
 import multiprocessing
 import os
@@ -405,3 +406,44 @@ def test_sigkilled_producer_while_a_coroutine_awaits(impl):
         return await waiter
 
     assert run(main()) == "alive"
+
+
+# ---- ParallelQueue ----
+
+def _square(x):
+    return x * x
+
+
+def _fail_on_three(x):
+    if x == 3:
+        raise ValueError("three")
+    return x
+
+
+@pytest.mark.parametrize("backend", ["thread", "process"])
+def test_parallel_queue_async_get_and_map(impl, backend):
+    api = impl.api
+
+    async def main():
+        with api.ParallelQueue(2, backend=backend) as pq:
+            for i in range(20):
+                pq.put(_square, i)
+            got = [await pq.async_get(timeout=30) for _ in range(20)]
+            assert got == [i * i for i in range(20)]
+            with pytest.raises(fastq.EmptyTimeout):
+                await pq.async_get(timeout=0.05)
+            assert [r async for r in pq.async_map(_square, range(300))] == [i * i for i in range(300)]
+            out = []
+            with pytest.raises(fastq.WorkerError):
+                async for r in pq.async_map(_fail_on_three, range(10)):
+                    out.append(r)
+            assert out == [0, 1, 2]
+            # left early: the rest is dropped (aclosing: an async generator left by break is
+            # closed only later, by the loop, unless closed explicitly)
+            async with contextlib.aclosing(pq.async_map(_square, range(1000))) as results:
+                async for r in results:
+                    if r > 100:
+                        break
+            assert [r async for r in pq.async_map(_square, [5])] == [25]
+
+    run(main())

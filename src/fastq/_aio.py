@@ -74,7 +74,8 @@ async def get_many(q: Any, max_items: Any, timeout: float | None = None) -> list
 
 async def take(fetch: Callable[[bool], Any], q: Any, timeout: float | None, recheck: float = _FOREVER) -> Any:
     """fetch(False) until it returns, awaiting wakes from `q` in between, at most `timeout`
-    seconds, and at least every `recheck` seconds (IterableQueue: producers that died)."""
+    seconds, and at least every `recheck` seconds (IterableQueue: producers that died; with q
+    None, only that)."""
     deadline = None
     while True:
         try:
@@ -86,7 +87,10 @@ async def take(fetch: Callable[[bool], Any], q: Any, timeout: float | None, rech
             deadline = _deadline(timeout)
         elif now >= deadline:
             raise _EmptyTimeout from None
-        await _wait(q, NOT_EMPTY, min(deadline, now + recheck))
+        if q is None:
+            await asyncio.sleep(min(deadline, now + recheck) - now)
+        else:
+            await _wait(q, NOT_EMPTY, min(deadline, now + recheck))
 
 
 async def put(q: Any, item: Any, timeout: float | None = None) -> None:
