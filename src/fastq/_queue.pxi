@@ -81,6 +81,9 @@ cdef object _aio():
     return _aio_module
 
 
+cdef object _NOTHING = object()  # a fast path that could not complete
+
+
 cdef class _QueueView:
     """A live, read-mostly view of a C queue's items, standing in for `queue.Queue.queue`
     (a deque, or a list for LifoQueue and PriorityQueue): len, iteration, indexing, `in`, clear()."""
@@ -595,19 +598,45 @@ cdef class Queue:
         else:
             fq_cond_watch(&self.c_not_full if which else &self.c_not_empty, fd, delta)
 
-    def async_get(self, timeout=None):
+    cdef inline bint _plain(self):
+        # the fast paths only for fastq's own classes: a subclass may override get/put
+        return type(self) is Queue or type(self) is LifoQueue or type(self) is PriorityQueue
+
+    cdef object _fast_get(self):
+        if self.ring.count == 0 or not self._plain():
+            return _NOTHING
+        item = self._pop()
+        self._after_get()
+        return item
+
+    cdef object _fast_put(self, item):
+        if self._shutdown or not self._plain() or (self._maxsize > 0 and self.ring.count >= self._maxsize):
+            return _NOTHING
+        self._push(item)
+        self._unfinished += 1
+        fq_cond_signal(&self.c_not_empty)
+        return None
+
+    async def async_get(self, timeout=None):
         """Remove and return an item, awaiting one at most `timeout` seconds (fastq extra).
 
         Raises ShutDown as get() does, and on a timeout an exception that is both Empty and
         TimeoutError. A cancelled call took nothing."""
-        return _aio().get(self, timeout)
+        if timeout is None or timeout >= 0:  # (a negative one raises on the slow path)
+            item = self._fast_get()
+            if item is not _NOTHING:
+                return item
+        return await _aio().get(self, timeout)
 
-    def async_put(self, item, timeout=None):
+    async def async_put(self, item, timeout=None):
         """Put an item, awaiting a free slot at most `timeout` seconds (fastq extra).
 
         Raises ShutDown as put() does, and on a timeout an exception that is both Full and
         TimeoutError. The item goes in after the last await: a cancelled call inserted nothing."""
-        return _aio().put(self, item, timeout)
+        if timeout is None or timeout >= 0:
+            if self._fast_put(item) is not _NOTHING:
+                return
+        await _aio().put(self, item, timeout)
 
     def async_get_many(self, max_items, timeout=None):
         """Remove and return up to `max_items` items, awaiting only the first (fastq extra)."""
@@ -745,9 +774,21 @@ cdef class SimpleQueue:
     def _async_watch(self, int which, int fd, int delta):
         fq_cond_watch(&self.c_not_empty, fd, delta)
 
-    def async_get(self, timeout=None):
+    cdef object _fast_get(self):
+        if self.ring.count == 0 or type(self) is not SimpleQueue:
+            return _NOTHING
+        item = fq_ring_pop_front(&self.ring)
+        if self.ring.count > 0:
+            fq_cond_signal(&self.c_not_empty)
+        return item
+
+    async def async_get(self, timeout=None):
         """Remove and return an item, awaiting one at most `timeout` seconds (fastq extra)."""
-        return _aio().get(self, timeout)
+        if timeout is None or timeout >= 0:
+            item = self._fast_get()
+            if item is not _NOTHING:
+                return item
+        return await _aio().get(self, timeout)
 
     async def async_put(self, item, timeout=None):
         """Put the item on the queue; never waits (fastq extra)."""
