@@ -281,6 +281,22 @@ def test_fork_with_a_waiter_registered(impl):
     run(main())
 
 
+def test_a_loop_that_cannot_watch_fds(impl):
+    class NoReaders(asyncio.SelectorEventLoop):  # as Windows' proactor loop: no add_reader
+        def add_reader(self, *args):
+            raise NotImplementedError
+
+    q = impl.Queue()
+    loop = NoReaders()
+    try:
+        threading.Timer(0.05, q.put, args=(1,)).start()
+        assert loop.run_until_complete(q.async_get(timeout=30)) == 1
+        with pytest.raises(fastq.EmptyTimeout):
+            loop.run_until_complete(q.async_get(timeout=0.02))
+    finally:
+        loop.close()
+
+
 # ---- ProcessQueue and IterableQueue ----
 
 def _produce(q, n, delay):
@@ -380,6 +396,51 @@ def test_process_queue_bounded_async_put(impl):
         assert await q.async_get_many(5, timeout=5) in ([2, 3], [2])
 
     run(main())
+
+
+def test_process_queue_random_cancellations_lose_nothing(impl):
+    api = impl.process_api
+    ctx = multiprocessing.get_context("fork")
+    q = api.ProcessQueue(ctx=ctx) if impl.is_pure_python else api.ProcessQueue()
+    total = 3000
+    p = ctx.Process(target=_produce, args=(q, total, 0.001))
+    delivered = []
+
+    async def getter():
+        while True:
+            delivered.append(await q.async_get())
+
+    async def main():
+        rnd = random.Random(3)
+        p.start()
+        tasks = [asyncio.ensure_future(getter()) for _ in range(4)]
+        for _ in range(1000):
+            await asyncio.sleep(rnd.random() * 0.002)
+            i = rnd.randrange(len(tasks))
+            tasks[i].cancel()
+            await asyncio.gather(tasks[i], return_exceptions=True)
+            tasks[i] = asyncio.ensure_future(getter())
+        while len(delivered) < total:
+            await asyncio.sleep(0.01)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    run(main(), timeout=100)
+    p.join(30)
+    assert sorted(delivered) == list(range(total))
+
+
+def test_closed_loop_with_a_process_queue_waiter(impl):
+    q = impl.process_api.ProcessQueue()
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(q.async_get())
+    loop.run_until_complete(asyncio.sleep(0.05))
+    loop.close()  # its waiter thread finds the loop closed at its next wake and ends
+    q.put(1)
+    del task, loop
+    gc.collect()
+    assert asyncio.run(q.async_get(timeout=10)) == 1
 
 
 def test_sigkilled_producer_while_a_coroutine_awaits(impl):

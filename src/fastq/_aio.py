@@ -123,6 +123,10 @@ async def _wait(q: Any, which: int, deadline: float) -> bool:
     until the loop's clock passes `deadline`: False."""
     loop = asyncio.get_running_loop()
     waker = _waker(loop)
+    if waker.rfd < 0 and not hasattr(q, "_async_ready"):
+        # a loop that cannot watch an fd (Windows): look again every millisecond
+        await asyncio.sleep(max(0.0, min(deadline - loop.time(), 0.001)))
+        return loop.time() < deadline
     fut = loop.create_future()
     slot = waker.add(q, which, fut)
     if not slot.threaded and slot.ready() > 0:
@@ -278,14 +282,23 @@ class _Waker:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop_ref = weakref.ref(loop)  # (the loop holds the waker through add_reader, not back)
         self.slots: dict[tuple[int, int], _Slot] = {}
-        if hasattr(os, "eventfd"):
-            self.rfd = self.wfd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        else:
-            self.rfd, self.wfd = os.pipe()
-            os.set_blocking(self.rfd, False)
-            os.set_blocking(self.wfd, False)
         self.fds_closed = False
-        loop.add_reader(self.rfd, self._readable)
+        self.rfd = self.wfd = -1  # none: the loop cannot watch one (Windows' loops), _wait polls
+        if sys.platform == "win32":
+            return
+        if hasattr(os, "eventfd"):
+            rfd = wfd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        else:
+            rfd, wfd = os.pipe()
+            os.set_blocking(rfd, False)
+            os.set_blocking(wfd, False)
+        try:
+            loop.add_reader(rfd, self._readable)
+        except NotImplementedError:
+            for fd in {rfd, wfd}:
+                os.close(fd)
+            return
+        self.rfd, self.wfd = rfd, wfd
 
     def _readable(self) -> None:
         try:
@@ -339,7 +352,7 @@ class _Waker:
     def release(self) -> None:
         """Close the fds, once the loop is gone and no queue holds them. A queue still holding
         wfd would write into whatever file reuses the number: until then they stay open."""
-        if self.fds_closed or any(not slot.threaded for slot in self.slots.values()):
+        if self.fds_closed or self.rfd < 0 or any(not slot.threaded for slot in self.slots.values()):
             return
         self.fds_closed = True
         for fd in {self.rfd, self.wfd}:

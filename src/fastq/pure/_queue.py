@@ -60,6 +60,11 @@ def _watch(obj: Any, method: str, fd: int, delta: int) -> None:
     has registrations: how an event loop waiting on a pure queue hears its puts (fastq/_aio.py).
     An instance attribute shadows the method only while some loop watches, so an unwatched queue
     pays nothing."""
+    with _watch_lock:  # loops in several threads may register at once
+        _watch_locked(obj, method, fd, delta)
+
+
+def _watch_locked(obj: Any, method: str, fd: int, delta: int) -> None:
     fds: dict[int, int] = obj.__dict__.get("_fastq_fds") or {}
     refs = fds.get(fd, 0) + delta
     if refs > 0:
@@ -90,6 +95,7 @@ def _write_wakes(fds: dict[int, int]) -> None:
             pass
 
 
+_watch_lock = threading.Lock()
 _ONE = (1).to_bytes(8, "little")  # an eventfd adds 1; a pipe just gets readable
 
 
