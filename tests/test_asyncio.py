@@ -210,6 +210,26 @@ def test_random_cancellations_lose_nothing(impl):
     assert sorted(delivered + rest) == list(range(total))
 
 
+@pytest.mark.parametrize("name", ["Queue", "SimpleQueue"])
+def test_a_woken_then_cancelled_getter_passes_the_wake_on(impl, name):
+    from fastq import _aio
+
+    q = make(impl, name)
+
+    async def main():
+        first = asyncio.ensure_future(q.async_get())
+        second = asyncio.ensure_future(q.async_get())
+        await asyncio.sleep(0.01)  # both wait
+        q.put("item")
+        _aio._wakers[asyncio.get_running_loop()]._readable()  # the loop's wake, now: `first` is woken
+        first.cancel()  # before it ran to take the item
+        assert await asyncio.wait_for(second, 10) == "item"
+        with pytest.raises(asyncio.CancelledError):
+            await first
+
+    run(main())
+
+
 def test_several_loops_in_several_threads(impl):
     q = impl.Queue()  # made before any loop exists
     got = []
