@@ -89,6 +89,8 @@ def test_get_many_and_timeouts(impl, name):
             await q.async_get_many(5, timeout=0)
         with pytest.raises(ValueError):
             await q.async_get(timeout=-1)
+        threading.Timer(0.05, q.put, args=(0,)).start()
+        assert await q.async_get(timeout=float("nan")) == 0  # no limit, as get()
         await q.async_put(1)
         await q.async_put(2)
         if name != "SimpleQueue":

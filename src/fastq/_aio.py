@@ -56,6 +56,8 @@ def _deadline(timeout: float | None) -> float:
         return _FOREVER
     if timeout < 0:
         raise ValueError("'timeout' must be a non-negative number")
+    if not timeout < 1e9:  # NaN too: no limit, as the blocking calls
+        return _FOREVER
     return asyncio.get_running_loop().time() + timeout
 
 
