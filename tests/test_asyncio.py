@@ -232,6 +232,46 @@ def test_a_woken_then_cancelled_getter_passes_the_wake_on(impl, name):
     run(main())
 
 
+def test_simple_queue_reentrant_put_wakes_a_coroutine(impl):
+    """A put from __del__ (GC) in the middle of another put, with a coroutine of another thread's
+    loop waiting: the wake is a write() from C, so both puts go in and wake it. (The collector may
+    run __del__ before the put of the loop, so the order is not the counter's.)"""
+    if impl.is_pure_python:
+        pytest.skip("the pure SimpleQueue is not reentrant (as queue.py's)")
+    q = impl.SimpleQueue()
+    total = 3000
+    got = []
+
+    def consumer():
+        async def main():
+            for _ in range(total):
+                got.append(await q.async_get(timeout=30))
+        asyncio.run(main())
+
+    t = threading.Thread(target=consumer)
+    t.start()
+    counter = iter(range(total))
+
+    class Circular:
+        def __init__(self):
+            self.me = self
+
+        def __del__(self):
+            n = next(counter, None)
+            if n is not None:
+                q.put(n)
+
+    for n in counter:
+        obj = Circular()
+        q.put(n)
+        del obj
+        if n % 100 == 0:
+            time.sleep(0.001)  # the consumer catches up and waits
+    gc.collect()
+    t.join(60)
+    assert sorted(got) == list(range(total))
+
+
 def test_several_loops_in_several_threads(impl):
     q = impl.Queue()  # made before any loop exists
     got = []
