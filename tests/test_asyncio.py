@@ -504,6 +504,30 @@ def test_closed_loop_with_a_process_queue_waiter(impl):
     assert asyncio.run(q.async_get(timeout=10)) == 1
 
 
+def _consume_count(q, n, out):
+    got = [q.get(timeout=30) for _ in range(n)]
+    out.put([i for i, _ in got])
+
+
+def test_coroutine_to_process_through_a_ring_full_by_bytes(impl):
+    """maxsize far above what the ring holds: async_put waits for bytes, not count."""
+    api = impl.process_api
+    ctx = multiprocessing.get_context("fork")
+    kwargs = {"ctx": ctx} if impl.is_pure_python else {}
+    q = api.ProcessQueue(maxsize=1000, capacity=4096, **kwargs)
+    out = ctx.Queue()
+    p = ctx.Process(target=_consume_count, args=(q, 200, out))
+
+    async def main():
+        p.start()
+        for i in range(200):
+            await q.async_put((i, b"x" * 1000), timeout=30)
+
+    run(main())
+    assert out.get(timeout=30) == list(range(200))
+    p.join(30)
+
+
 def test_sigkilled_producers_while_a_coroutine_awaits(impl):
     """Producers killed at random moments of a stream of puts into a small ring (so often inside
     a put, holding a record or waiting for room): the awaiting coroutine gets what they published,

@@ -170,9 +170,13 @@ class _Slot:
             if getattr(q, "is_shutdown", False):
                 return len(self.futures)
             if self.which == NOT_EMPTY:
-                return max(1, q.qsize()) if self.threaded else q.qsize()  # type: ignore[no-any-return]
-            maxsize = q.maxsize
-            return len(self.futures) if maxsize <= 0 else maxsize - q.qsize()  # type: ignore[no-any-return]
+                n = q.qsize()
+            else:
+                maxsize = q.maxsize
+                n = len(self.futures) if maxsize <= 0 else maxsize - q.qsize()
+            # a ProcessQueue's counts are approximate (and its ring may be full by bytes, not
+            # count): its waiter thread rang for a reason, so at least one waiter tries again
+            return max(1, n) if self.threaded else n  # type: ignore[no-any-return]
         except Exception:  # a closed queue: every waiter's own call will say so
             return len(self.futures)
 
@@ -232,15 +236,7 @@ class _ThreadSlot(_Slot):
 
     def _ready(self, timeout: float) -> bool:
         q = self.q
-        if self.which == NOT_EMPTY:
-            return q._async_ready(timeout)  # type: ignore[no-any-return]
-        # no futex for room on either core: look every millisecond (bounded ProcessQueues only)
-        end = _monotonic() + timeout
-        while q.full() and not q.is_shutdown:
-            if _monotonic() >= end:
-                return False
-            _sleep(0.001)
-        return True
+        return q._async_ready(timeout) if self.which == NOT_EMPTY else q._async_room(timeout)  # type: ignore[no-any-return]
 
     def _run(self) -> None:
         loop = self.waker.loop_ref()
@@ -366,8 +362,6 @@ class _Waker:
 
 _wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Waker] = weakref.WeakKeyDictionary()
 _wakers_lock = threading.Lock()
-_monotonic = __import__("time").monotonic
-_sleep = __import__("time").sleep
 
 
 def _waker(loop: asyncio.AbstractEventLoop) -> _Waker:

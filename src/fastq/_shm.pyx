@@ -810,6 +810,20 @@ cdef class ProcessQueue:
             with nogil:
                 fq_wait_not_empty(&self.q, min(FQ_SLICE_NS, _remaining(deadline)))
 
+    def _async_room(self, timeout):
+        """For an event loop's waiter thread: the blocking put's wait for room, once: at most
+        `timeout` seconds (and one slice), without the GIL, until the cursors that the coroutine's
+        failed put recorded change. Then the coroutine tries again, as the blocking put does each
+        slice (which also lets a dead reader's space be taken back). Always True."""
+        self._check()
+        if self._closed or self.q.hdr.shutdown:
+            return True
+        cdef int64_t deadline = _deadline_ns(True, timeout)
+        self._member()
+        with nogil:
+            fq_wait_not_full(&self.q, min(FQ_SLICE_NS, _remaining(deadline)))
+        return True
+
     def async_get(self, timeout=None):
         """Remove and return an item, awaiting one at most `timeout` seconds (fastq extra).
 
@@ -821,7 +835,8 @@ cdef class ProcessQueue:
 
     def async_put(self, obj, timeout=None):
         """Put an item, awaiting room at most `timeout` seconds (fastq extra; only a queue with
-        a maxsize ever waits). A cancelled call inserted nothing."""
+        a maxsize ever waits: its loop's waiter thread waits as the blocking put does). A
+        cancelled call inserted nothing."""
         from fastq import _aio
         return _aio.put(self, obj, timeout)
 

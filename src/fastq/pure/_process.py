@@ -28,6 +28,7 @@ import os
 import pickle
 import multiprocessing.connection
 import multiprocessing.queues
+import time
 from multiprocessing.reduction import ForkingPickler
 from operator import index
 from time import monotonic
@@ -434,6 +435,15 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue, Generic[_T]):
                 return False
             if multiprocessing.connection.wait([self._reader], min(left, _SLICE)):  # type: ignore[attr-defined]
                 return True
+
+    def _async_room(self, timeout: float) -> bool:
+        """For an event loop's waiter thread: at most `timeout` seconds (and one slice) until the
+        queue is not full, looking every millisecond (multiprocessing's semaphore cannot be
+        waited on without taking it). Always True: then the coroutine tries again."""
+        deadline = monotonic() + min(timeout, _SLICE)
+        while self.full() and not self.is_shutdown and monotonic() < deadline:
+            time.sleep(0.001)
+        return True
 
     def async_get(self, timeout: float | None = None) -> Coroutine[Any, Any, _T]:
         """Remove and return an item, awaiting one at most `timeout` seconds (fastq extra)."""
