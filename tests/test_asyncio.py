@@ -504,6 +504,19 @@ def test_closed_loop_with_a_process_queue_waiter(impl):
     assert asyncio.run(q.async_get(timeout=10)) == 1
 
 
+def test_process_queue_closed_while_a_coroutine_awaits(impl):
+    q = impl.process_api.ProcessQueue()
+
+    async def main():
+        waiter = asyncio.ensure_future(q.async_get())
+        await asyncio.sleep(0.05)
+        threading.Thread(target=q.close).start()
+        with pytest.raises(ValueError):  # as get() on a closed queue
+            await asyncio.wait_for(waiter, 10)
+
+    run(main())
+
+
 def _consume_count(q, n, out):
     got = [q.get(timeout=30) for _ in range(n)]
     out.put([i for i, _ in got])

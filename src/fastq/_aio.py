@@ -149,6 +149,15 @@ async def _wait(q: Any, which: int, deadline: float) -> bool:
         waker.discard(q, which, fut)
 
 
+def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> bool:
+    """loop.call_soon_threadsafe, False when the loop is closed."""
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:
+        return False
+    return True
+
+
 def _expire(fut: asyncio.Future[bool]) -> None:
     if not fut.done():
         fut.set_result(False)
@@ -240,34 +249,30 @@ class _ThreadSlot(_Slot):
 
     def _run(self) -> None:
         loop = self.waker.loop_ref()
-        if loop is None:
-            return
-        try:
-            while True:
-                self.wanted.clear()
-                if not self.futures:
-                    if not self.wanted.wait(_LINGER):
-                        with self.lock:
-                            if not self.futures:
-                                self.thread = None
-                                loop.call_soon_threadsafe(self.waker.drop, self)
-                                return
-                    continue
-                if self._ready(_SLICE) and self.futures:
-                    self.rung.clear()
-                    loop.call_soon_threadsafe(self._ring)
-                    while not self.rung.wait(_SLICE):
-                        if loop.is_closed():
+        while loop is not None and not loop.is_closed():
+            self.wanted.clear()
+            if not self.futures:
+                if not self.wanted.wait(_LINGER):
+                    with self.lock:
+                        if not self.futures:
+                            self.thread = None
+                            _call_soon(loop, self.waker.drop, self)
                             return
-        except RuntimeError:  # the loop is closed
-            return
-        except Exception:  # the queue is closed or broken: the waiters' own calls will say so
-            with self.lock:
-                self.thread = None
+                continue
             try:
-                loop.call_soon_threadsafe(self._ring)
-            except RuntimeError:
-                pass
+                ready = self._ready(_SLICE)
+            except Exception:  # the queue is closed or broken: the waiters' own calls say so
+                with self.lock:
+                    self.thread = None
+                _call_soon(loop, self._ring)
+                return
+            if ready and self.futures:
+                self.rung.clear()
+                if not _call_soon(loop, self._ring):
+                    return
+                while not self.rung.wait(_SLICE):
+                    if loop.is_closed():
+                        return
 
     def _ring(self) -> None:
         self.rung.set()
