@@ -504,6 +504,16 @@ def test_closed_loop_with_a_process_queue_waiter(impl):
     assert asyncio.run(q.async_get(timeout=10)) == 1
 
 
+def test_process_queue_async_for_until_shutdown_and_drained(impl):
+    q = impl.process_api.ProcessQueue()
+
+    async def main():
+        threading.Timer(0.05, lambda: (q.put_many(range(3)), q.shutdown())).start()
+        return [item async for item in q]
+
+    assert run(main()) == [0, 1, 2]
+
+
 def test_process_queue_closed_while_a_coroutine_awaits(impl):
     q = impl.process_api.ProcessQueue()
 
