@@ -14,6 +14,7 @@ CASES = {
     "ordered_parallel.py": (["3"], "batch 0: [0, 1, 4, 9, 16]\nbatch 1: [25, 36, 49, 64, 81]\n"
                                    "batch 2: [100, 121, 144, 169, 196]\n"),
     "dask_stream.py": (["100"], "22\nfirst 5 of 100: [2, 4, 6, 8, 10]\n"),
+    "asyncio_server.py": ([], "answered 20 requests from 2 worker processes, all correct: True\n"),
 }
 
 

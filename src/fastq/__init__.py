@@ -11,7 +11,7 @@ pure-Python cores, importable side by side.
 from types import ModuleType
 
 from . import _cores, _lazy
-from .errors import Closed, Done, Empty, Full, QueueCorrupted, ShutDown, WorkerDied, WorkerError
+from .errors import Closed, Done, Empty, EmptyTimeout, Full, FullTimeout, QueueCorrupted, ShutDown, WorkerDied, WorkerError
 
 __version__ = "0.1.0"
 
@@ -59,6 +59,6 @@ if not TYPE_CHECKING:
 __all__ = [
     "Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "ReorderBuffer", "ProcessQueue",
     "ClosableQueue", "StoppableWorker", "multiplex", "merge", "IterableQueue", "ParallelQueue", "ParallelSingleTaskQueue",
-    "Empty", "Full", "ShutDown", "Closed", "Done", "WorkerError", "WorkerDied", "QueueCorrupted",
+    "Empty", "Full", "ShutDown", "EmptyTimeout", "FullTimeout", "Closed", "Done", "WorkerError", "WorkerDied", "QueueCorrupted",
     "IMPLEMENTATION", "IMPLEMENTATIONS", "pure", "__version__",
 ]

@@ -39,6 +39,7 @@ cdef extern from "wait.h":
     void fq_cond_signal(fq_cond *c)
     fq_time_t fq_deadline(double timeout)
     int fq_cond_wait(fq_cond *c, fq_time_t deadline) except -1
+    int fq_cond_watch(fq_cond *c, int fd, int delta) except -1
 
 DEF KIND_FIFO = 0
 DEF KIND_LIFO = 1
@@ -67,6 +68,20 @@ cdef bint _overrides_hooks(type cls) except -1:
         cached = any(getattr(cls, name) is not getattr(base, name) for name in _HOOKS)
         _hooked_types[cls] = cached
     return cached
+
+
+cdef object _aio_module = None
+
+cdef object _aio():
+    # fastq/_aio.py brings asyncio: loaded on first use, not at `import fastq`
+    global _aio_module
+    if _aio_module is None:
+        from fastq import _aio as module
+        _aio_module = module
+    return _aio_module
+
+
+cdef object _NOTHING = object()  # a fast path that could not complete
 
 
 cdef class _QueueView:
@@ -573,6 +588,64 @@ cdef class Queue:
         fq_cond_signal(&self.c_not_empty)
         fq_cond_signal(&self.c_not_full)
 
+    # ---- asyncio (fastq/_aio.py) ----
+
+    def _async_watch(self, int which, int fd, int delta):
+        """Register (delta +1) or unregister (-1) an event loop's fd, written to on every signal
+        of condition `which` (0: not empty, 1: not full)."""
+        if self._hooked:
+            _pyq._watch(self._not_full if which else self._not_empty, "notify", fd, delta)
+        else:
+            fq_cond_watch(&self.c_not_full if which else &self.c_not_empty, fd, delta)
+
+    cdef inline bint _plain(self):
+        # the fast paths only for fastq's own classes: a subclass may override get/put
+        return type(self) is Queue or type(self) is LifoQueue or type(self) is PriorityQueue
+
+    cdef object _fast_get(self):
+        if self.ring.count == 0 or not self._plain():
+            return _NOTHING
+        item = self._pop()
+        self._after_get()
+        return item
+
+    cdef object _fast_put(self, item):
+        if self._shutdown or not self._plain() or (self._maxsize > 0 and self.ring.count >= self._maxsize):
+            return _NOTHING
+        self._push(item)
+        self._unfinished += 1
+        fq_cond_signal(&self.c_not_empty)
+        return None
+
+    async def async_get(self, timeout=None):
+        """Remove and return an item, awaiting one at most `timeout` seconds (fastq extra).
+
+        Raises ShutDown as get() does, and on a timeout an exception that is both Empty and
+        TimeoutError. A cancelled call took nothing."""
+        if timeout is None or timeout >= 0:  # (a negative one raises on the slow path)
+            item = self._fast_get()
+            if item is not _NOTHING:
+                return item
+        return await _aio().get(self, timeout)
+
+    async def async_put(self, item, timeout=None):
+        """Put an item, awaiting a free slot at most `timeout` seconds (fastq extra).
+
+        Raises ShutDown as put() does, and on a timeout an exception that is both Full and
+        TimeoutError. The item goes in after the last await: a cancelled call inserted nothing."""
+        if timeout is None or timeout >= 0:
+            if self._fast_put(item) is not _NOTHING:
+                return
+        await _aio().put(self, item, timeout)
+
+    def async_get_many(self, max_items, timeout=None):
+        """Remove and return up to `max_items` items, awaiting only the first (fastq extra)."""
+        return _aio().get_many(self, max_items, timeout)
+
+    def __aiter__(self):
+        """Items until the queue is shut down and drained (fastq extra)."""
+        return _aio().iterate(self)
+
     @classmethod
     def __class_getitem__(cls, item):
         return types.GenericAlias(cls, item)
@@ -695,6 +768,40 @@ cdef class SimpleQueue:
     def qsize(self):
         """Return the approximate size of the queue (not reliable!)."""
         return self.ring.count
+
+    # ---- asyncio (fastq/_aio.py) ----
+
+    def _async_watch(self, int which, int fd, int delta):
+        fq_cond_watch(&self.c_not_empty, fd, delta)
+
+    cdef object _fast_get(self):
+        if self.ring.count == 0 or type(self) is not SimpleQueue:
+            return _NOTHING
+        item = fq_ring_pop_front(&self.ring)
+        if self.ring.count > 0:
+            fq_cond_signal(&self.c_not_empty)
+        return item
+
+    async def async_get(self, timeout=None):
+        """Remove and return an item, awaiting one at most `timeout` seconds (fastq extra)."""
+        if timeout is None or timeout >= 0:
+            item = self._fast_get()
+            if item is not _NOTHING:
+                return item
+        return await _aio().get(self, timeout)
+
+    async def async_put(self, item, timeout=None):
+        """Put the item on the queue; never waits (fastq extra)."""
+        fq_ring_push(&self.ring, item)
+        fq_cond_signal(&self.c_not_empty)
+
+    def async_get_many(self, max_items, timeout=None):
+        """Remove and return up to `max_items` items, awaiting only the first (fastq extra)."""
+        return _aio().get_many(self, max_items, timeout)
+
+    def __aiter__(self):
+        """Items, for ever (a SimpleQueue cannot be shut down) (fastq extra)."""
+        return _aio().iterate(self)
 
     @classmethod
     def __class_getitem__(cls, item):

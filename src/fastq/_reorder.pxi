@@ -125,6 +125,10 @@ cdef class ReorderBuffer:
             fq_cond_signal(&self.c_ready)
         return item
 
+    def _async_watch(self, int which, int fd, int delta):
+        """Register or unregister an event loop's fd for the "next item ready" signal (fastq/_aio.py)."""
+        fq_cond_watch(&self.c_ready, fd, delta)
+
     def shutdown(self):
         """Refuse further reservations and wake every waiter."""
         self._shutdown = True

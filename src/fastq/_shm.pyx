@@ -1034,6 +1034,67 @@ cdef class ProcessQueue:
             out.append(item)
         return out
 
+    # ---- asyncio (fastq/_aio.py) ----
+
+    def _async_ready(self, timeout):
+        """For an event loop's waiter thread: wait at most `timeout` seconds, without the GIL,
+        until a get may find an item or the queue is shut down or closed (True), else False.
+        Takes nothing: the woken coroutine gets the item itself (or finds it gone and waits
+        again). fq_peek is the sync get's own, so a killed writer is handled as there."""
+        self._check()
+        cdef int64_t deadline = _deadline_ns(True, timeout)
+        cdef fq_rslot r
+        while True:
+            if self._closed or self.q.hdr.shutdown or self._failed is not None:
+                return True
+            if fq_peek(&self.q, &r) != FQ_AGAIN:
+                return True  # an item, or an error that the get will raise
+            if _remaining(deadline) <= 0:
+                return False
+            self._member()
+            with nogil:
+                fq_wait_not_empty(&self.q, min(FQ_SLICE_NS, _remaining(deadline)))
+
+    def _async_room(self, timeout):
+        """For an event loop's waiter thread: the blocking put's wait for room, once: at most
+        `timeout` seconds (and one slice), without the GIL, until the cursors that the coroutine's
+        failed put recorded change. Then the coroutine tries again, as the blocking put does each
+        slice (which also lets a dead reader's space be taken back). Always True."""
+        self._check()
+        if self._closed or self.q.hdr.shutdown:
+            return True
+        cdef int64_t deadline = _deadline_ns(True, timeout)
+        self._member()
+        with nogil:
+            fq_wait_not_full(&self.q, min(FQ_SLICE_NS, _remaining(deadline)))
+        return True
+
+    def async_get(self, timeout=None):
+        """Remove and return an item, awaiting one at most `timeout` seconds (fastq extra).
+
+        Raises ShutDown as get() does, and on a timeout an exception that is both Empty and
+        TimeoutError. A cancelled call took nothing. Each event loop awaiting this queue has one
+        thread waiting for it, whatever the number of awaiting coroutines."""
+        from fastq import _aio
+        return _aio.get(self, timeout)
+
+    def async_put(self, obj, timeout=None):
+        """Put an item, awaiting room at most `timeout` seconds (fastq extra; only a queue with
+        a maxsize ever waits: its loop's waiter thread waits as the blocking put does). A
+        cancelled call inserted nothing."""
+        from fastq import _aio
+        return _aio.put(self, obj, timeout)
+
+    def async_get_many(self, max_items, timeout=None):
+        """Remove and return up to `max_items` items, awaiting only the first (fastq extra)."""
+        from fastq import _aio
+        return _aio.get_many(self, max_items, timeout)
+
+    def __aiter__(self):
+        """Items until the queue is shut down and drained (fastq extra)."""
+        from fastq import _aio
+        return _aio.iterate(self)
+
     # ---- sizes ----
 
     def qsize(self):

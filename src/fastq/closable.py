@@ -8,7 +8,7 @@ the pure Queue. StoppableWorker uses no core: both namespaces share it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, Protocol, SupportsIndex, TypeVar
 
 from . import Queue
@@ -92,6 +92,18 @@ class _Closable(_QueueInterface[_T]):
             try:
                 item = self.get()
             except ShutDown:  # Closed included
+                return
+            try:
+                yield item
+            finally:
+                self.task_done()
+
+    async def __aiter__(self) -> AsyncIterator[_T]:  # type: ignore[override]
+        """As iteration, awaiting items (fastq extra)."""
+        while True:
+            try:
+                item = await self.async_get()
+            except ShutDown:
                 return
             try:
                 yield item

@@ -10,6 +10,16 @@ else:
         """Raised when put/get with shut-down queue."""
 
 
+class EmptyTimeout(Empty, TimeoutError):
+    """An async_get() that timed out: both queue.Empty and TimeoutError (on Python 3.10 also
+    asyncio.TimeoutError, a separate class there)."""
+
+
+class FullTimeout(Full, TimeoutError):
+    """An async_put() that timed out: both queue.Full and TimeoutError (on Python 3.10 also
+    asyncio.TimeoutError)."""
+
+
 class Closed(ShutDown):
     """Raised by put() on a closed ClosableQueue, and by get() once it is closed and drained."""
 
@@ -37,4 +47,4 @@ class QueueCorrupted(Exception):
     """A shared-memory segment holds values no correct participant could have written."""
 
 
-__all__ = ["Empty", "Full", "ShutDown", "Closed", "Done", "WorkerError", "WorkerDied", "QueueCorrupted"]
+__all__ = ["Empty", "Full", "ShutDown", "EmptyTimeout", "FullTimeout", "Closed", "Done", "WorkerError", "WorkerDied", "QueueCorrupted"]

@@ -17,7 +17,7 @@ the core: fastq.ProcessQueue here, the pure one in fastq.pure.iterable.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from time import monotonic
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, SupportsIndex, TypeVar
@@ -130,6 +130,27 @@ class Consumer(Generic[_T]):
         while True:
             try:
                 yield self.get()
+            except Done:
+                return
+
+    async def async_get(self, timeout: float | None = None) -> _T:
+        """Remove and return an item, awaiting one at most `timeout` seconds; raise Done once the
+        stream is over, and on a timeout an exception that is both Empty and TimeoutError."""
+        from . import _aio
+
+        return await _aio.take(self.get, self._queue, timeout, _RECHECK)  # type: ignore[no-any-return]
+
+    async def async_get_many(self, max_items: SupportsIndex, timeout: float | None = None) -> list[_T]:
+        from . import _aio
+
+        return await _aio.take(lambda block: self.get_many(max_items, block), self._queue, timeout,  # type: ignore[no-any-return]
+                               _RECHECK)
+
+    async def __aiter__(self) -> AsyncIterator[_T]:
+        """Items until the stream is over (Done)."""
+        while True:
+            try:
+                yield await self.async_get()
             except Done:
                 return
 

@@ -39,6 +39,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from . import _chunk
+from ._aio_parallel import _AsyncResults
 from ._chunk import _Chunk
 from ._failure import _PROTOCOL, _Failure, _unsent
 from ._process_backend import _ProcessBackend
@@ -295,7 +296,7 @@ def _stop_non_daemon_pools() -> None:
 # ones in fastq.pure.parallel
 
 
-class _ParallelQueue:
+class _ParallelQueue(_AsyncResults):
     """Run tasks in parallel and get their results back in submission order.
 
     put(func, *args, **kwargs) runs func(*args, **kwargs) on a worker; get() returns the

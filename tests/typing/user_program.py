@@ -6,6 +6,7 @@ Each annotation states what the stubs and annotations must give, so a type that 
 """
 from __future__ import annotations
 
+import asyncio
 import pickle
 import queue
 import threading
@@ -238,6 +239,36 @@ def pure_twins() -> None:
         assert list(pq.map(square, [3])) == [9]
 
 
+def asyncio_face() -> None:
+    async def run() -> None:
+        q: fastq.Queue[int] = fastq.Queue(maxsize=2)
+        await q.async_put(1, timeout=1.0)
+        one: int = await q.async_get(timeout=1.0)
+        await q.async_put(2)
+        many: list[int] = await q.async_get_many(5)
+        q.put(3)
+        q.shutdown()
+        rest: list[int] = [item async for item in q]
+        try:
+            await fastq.SimpleQueue[str]().async_get(timeout=0.0)
+        except fastq.EmptyTimeout as exc:
+            timed_out: TimeoutError = exc
+            assert isinstance(timed_out, queue.Empty)
+        pq: fastq.ProcessQueue[bytes] = fastq.ProcessQueue()
+        await pq.async_put(b"x")
+        x: bytes = await pq.async_get(timeout=5.0)
+        pq.close()
+        closable: fastq.ClosableQueue[int] = fastq.ClosableQueue()
+        closable.put(4)
+        closable.close()
+        four: list[int] = [item async for item in closable]
+        with fastq.ParallelQueue(1, backend="thread") as parallel:
+            squares = [r async for r in parallel.async_map(square, [2])]
+        assert (one, many, rest, x, four, squares) == (1, [2], [3], b"x", [4], [4])
+
+    asyncio.run(run())
+
+
 def about() -> None:
     implementation: str = fastq.IMPLEMENTATION
     implementations: dict[str, str] = fastq.IMPLEMENTATIONS
@@ -270,6 +301,7 @@ def main() -> None:
     errors()
     dask_signatures()
     pure_twins()
+    asyncio_face()
     about()
     assert threading.active_count() >= 1
 

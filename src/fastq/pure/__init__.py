@@ -5,7 +5,7 @@ The in-process cores load with it; ProcessQueue (it brings multiprocessing) and 
 cores) load on first use.
 """
 from .. import _lazy
-from ..errors import Closed, Done, Empty, Full, QueueCorrupted, ShutDown, WorkerDied, WorkerError
+from ..errors import Closed, Done, Empty, EmptyTimeout, Full, FullTimeout, QueueCorrupted, ShutDown, WorkerDied, WorkerError
 from ._queue import LifoQueue, PriorityQueue, Queue, SimpleQueue
 from ._reorder import ReorderBuffer
 
@@ -32,6 +32,6 @@ if not TYPE_CHECKING:
 __all__ = [
     "Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "ReorderBuffer", "ProcessQueue",
     "ClosableQueue", "StoppableWorker", "multiplex", "merge", "IterableQueue", "ParallelQueue", "ParallelSingleTaskQueue",
-    "Empty", "Full", "ShutDown", "Closed", "Done", "WorkerError", "WorkerDied", "QueueCorrupted",
+    "Empty", "Full", "ShutDown", "EmptyTimeout", "FullTimeout", "Closed", "Done", "WorkerError", "WorkerDied", "QueueCorrupted",
     "IMPLEMENTATION",
 ]

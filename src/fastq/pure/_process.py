@@ -26,7 +26,9 @@ import collections
 import multiprocessing
 import os
 import pickle
+import multiprocessing.connection
 import multiprocessing.queues
+import time
 from multiprocessing.reduction import ForkingPickler
 from operator import index
 from time import monotonic
@@ -42,7 +44,7 @@ from ._queue import _check_timeout, _max_items, _with_inserted
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # fastq._typing's stand-ins at run time, as the other pure cores
-    from collections.abc import Callable, Iterable
+    from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
     from multiprocessing.context import BaseContext
     from typing import Any, Generic, SupportsIndex
 
@@ -420,6 +422,54 @@ class ProcessQueue(multiprocessing.queues.JoinableQueue, Generic[_T]):
                 self._sem.release()
         finally:
             self._rlock.release()
+
+    # --- asyncio (fastq/_aio.py) ------------------------------------------------------------------
+
+    def _async_ready(self, timeout: float) -> bool:
+        """For an event loop's waiter thread: wait at most `timeout` seconds until the pipe holds an
+        item or the queue is shut down or closed (True), else False. Takes nothing."""
+        deadline = monotonic() + timeout
+        while True:
+            if self._closed or self._state[_SHUTDOWN] or self._held or self._failed is not None:  # type: ignore[attr-defined]
+                return True
+            left = deadline - monotonic()
+            if left <= 0.0:
+                return False
+            if multiprocessing.connection.wait([self._reader], min(left, _SLICE)):  # type: ignore[attr-defined]
+                return True
+
+    def _async_room(self, timeout: float) -> bool:
+        """For an event loop's waiter thread: at most `timeout` seconds (and one slice) until the
+        queue is not full, looking every millisecond (multiprocessing's semaphore cannot be
+        waited on without taking it). Always True: then the coroutine tries again."""
+        deadline = monotonic() + min(timeout, _SLICE)
+        while self.full() and not self.is_shutdown and monotonic() < deadline:
+            time.sleep(0.001)
+        return True
+
+    def async_get(self, timeout: float | None = None) -> Coroutine[Any, Any, _T]:
+        """Remove and return an item, awaiting one at most `timeout` seconds (fastq extra)."""
+        from .. import _aio
+
+        return _aio.get(self, timeout)
+
+    def async_put(self, obj: _T, timeout: float | None = None) -> Coroutine[Any, Any, None]:
+        """Put an item, awaiting room at most `timeout` seconds (fastq extra)."""
+        from .. import _aio
+
+        return _aio.put(self, obj, timeout)
+
+    def async_get_many(self, max_items: SupportsIndex, timeout: float | None = None) -> Coroutine[Any, Any, list[_T]]:
+        """Remove and return up to `max_items` items, awaiting only the first (fastq extra)."""
+        from .. import _aio
+
+        return _aio.get_many(self, max_items, timeout)
+
+    def __aiter__(self) -> AsyncIterator[_T]:
+        """Items until the queue is shut down and drained (fastq extra)."""
+        from .. import _aio
+
+        return _aio.iterate(self)
 
     # --- sizes ----------------------------------------------------------------------------------
 

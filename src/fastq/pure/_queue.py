@@ -6,6 +6,7 @@ this exact algorithm on its own objects when a subclass overrides _init/_qsize/_
 """
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from heapq import heappop, heappush
@@ -16,7 +17,7 @@ from ..errors import Empty, Full, ShutDown
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs `import fastq` as much again: fastq/_typing.py
-    from collections.abc import Iterable
+    from collections.abc import AsyncIterator, Coroutine, Iterable
     from typing import Any, Generic, SupportsIndex, TypeVar
 
     import typing_extensions
@@ -29,6 +30,12 @@ else:
 _E = TypeVar("_E", bound=BaseException)
 
 _NEGATIVE_TIMEOUT = "'timeout' must be a non-negative number"
+
+
+def _aio() -> Any:
+    from .. import _aio  # (asyncio loads with it: on first use, not at `import fastq`)
+
+    return _aio
 
 
 def _check_timeout(block: bool, timeout: float | None) -> None:
@@ -46,6 +53,50 @@ def _max_items(max_items: SupportsIndex) -> int:
 def _with_inserted(exc: _E, inserted: int) -> _E:
     exc.inserted = inserted  # type: ignore[attr-defined]
     return exc
+
+
+def _watch(obj: Any, method: str, fd: int, delta: int) -> None:
+    """Make obj.<method> (a condition's notify, a semaphore's release) also write to `fd` while it
+    has registrations: how an event loop waiting on a pure queue hears its puts (fastq/_aio.py).
+    An instance attribute shadows the method only while some loop watches, so an unwatched queue
+    pays nothing."""
+    with _watch_lock:  # loops in several threads may register at once
+        _watch_locked(obj, method, fd, delta)
+
+
+def _watch_locked(obj: Any, method: str, fd: int, delta: int) -> None:
+    fds: dict[int, int] = obj.__dict__.get("_fastq_fds") or {}
+    refs = fds.get(fd, 0) + delta
+    if refs > 0:
+        fds[fd] = refs
+    else:
+        fds.pop(fd, None)
+    if not fds:
+        obj.__dict__.pop("_fastq_fds", None)
+        obj.__dict__.pop(method, None)
+        return
+    if "_fastq_fds" not in obj.__dict__:
+        obj._fastq_fds = fds
+        plain = getattr(type(obj), method).__get__(obj)
+
+        def notify(*args: Any) -> Any:
+            result = plain(*args)
+            _write_wakes(fds)
+            return result
+
+        setattr(obj, method, notify)
+
+
+def _write_wakes(fds: dict[int, int]) -> None:
+    for fd in list(fds):
+        try:
+            os.write(fd, _ONE)
+        except OSError:  # full: a wake is pending already
+            pass
+
+
+_watch_lock = threading.Lock()
+_ONE = (1).to_bytes(8, "little")  # an eventfd adds 1; a pipe just gets readable
 
 
 def _wait_not_empty(q: Queue[Any], block: bool, timeout: float | None) -> None:
@@ -310,6 +361,28 @@ class Queue(Generic[_T]):
             self.not_empty.notify_all()
             self.not_full.notify_all()
 
+    # ---- asyncio (fastq/_aio.py) ----
+
+    def _async_watch(self, which: int, fd: int, delta: int) -> None:
+        _watch(self.not_full if which else self.not_empty, "notify", fd, delta)
+
+    def async_get(self, timeout: float | None = None) -> Coroutine[Any, Any, _T]:
+        """Remove and return an item, awaiting one at most `timeout` seconds (fastq extra);
+        see fastq/_aio.py."""
+        return _aio().get(self, timeout)
+
+    def async_put(self, item: _T, timeout: float | None = None) -> Coroutine[Any, Any, None]:
+        """Put an item, awaiting a free slot at most `timeout` seconds (fastq extra)."""
+        return _aio().put(self, item, timeout)
+
+    def async_get_many(self, max_items: SupportsIndex, timeout: float | None = None) -> Coroutine[Any, Any, list[_T]]:
+        """Remove and return up to `max_items` items, awaiting only the first (fastq extra)."""
+        return _aio().get_many(self, max_items, timeout)
+
+    def __aiter__(self) -> AsyncIterator[_T]:
+        """Items until the queue is shut down and drained (fastq extra)."""
+        return _aio().iterate(self)
+
     # Override these methods to implement other queue organizations
     # (e.g. stack or priority queue). They are called with the mutex held.
 
@@ -434,6 +507,25 @@ class SimpleQueue(Generic[_T]):
     def empty(self) -> bool:
         """Return True if the queue is empty, False otherwise (not reliable!)."""
         return len(self._queue) == 0
+
+    def _async_watch(self, which: int, fd: int, delta: int) -> None:
+        _watch(self._count, "release", fd, delta)
+
+    def async_get(self, timeout: float | None = None) -> Coroutine[Any, Any, _T]:
+        """Remove and return an item, awaiting one at most `timeout` seconds (fastq extra)."""
+        return _aio().get(self, timeout)
+
+    async def async_put(self, item: _T, timeout: float | None = None) -> None:
+        """Put the item on the queue; never waits (fastq extra)."""
+        self.put(item)
+
+    def async_get_many(self, max_items: SupportsIndex, timeout: float | None = None) -> Coroutine[Any, Any, list[_T]]:
+        """Remove and return up to `max_items` items, awaiting only the first (fastq extra)."""
+        return _aio().get_many(self, max_items, timeout)
+
+    def __aiter__(self) -> AsyncIterator[_T]:
+        """Items, for ever (a SimpleQueue cannot be shut down) (fastq extra)."""
+        return _aio().iterate(self)
 
     def qsize(self) -> int:
         """Return the approximate size of the queue (not reliable!)."""

@@ -5,7 +5,7 @@ import threading
 from time import monotonic
 
 from ..errors import Empty, Full, ShutDown
-from ._queue import _check_timeout
+from ._queue import _check_timeout, _watch
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs `import fastq` as much again: fastq/_typing.py
@@ -147,6 +147,10 @@ class ReorderBuffer(Generic[_T]):
             if self._is_ready():
                 self._ready.notify()
             return item  # type: ignore[no-any-return]
+
+    def _async_watch(self, which: int, fd: int, delta: int) -> None:
+        """Register or unregister an event loop's fd for the "next item ready" signal (fastq/_aio.py)."""
+        _watch(self._ready, "notify", fd, delta)
 
     def shutdown(self) -> None:
         """Refuse further reservations and wake every waiter."""
