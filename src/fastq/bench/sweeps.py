@@ -9,8 +9,8 @@ from .progress import bar
 from .processes import MiB, ProcCase, available_process_rows, time_process_case
 
 
-SIZES_QUICK = [64, 1024, 16 * 1024, 256 * 1024, 4 * MiB]
-SIZES_FULL = [8, 64, 512, 4 * 1024, 32 * 1024, 256 * 1024, 2 * MiB, 16 * MiB]
+SIZES_QUICK = [64, 1024, 16 * 1024, 256 * 1024, 512 * 1024, 4 * MiB]  # 256 KiB: in the default ring; 512 KiB: spilled
+SIZES_FULL = [8, 64, 512, 4 * 1024, 32 * 1024, 256 * 1024, 512 * 1024, 2 * MiB, 16 * MiB]
 WORKER_COUNTS_QUICK = [1, 2, 4]
 WORKER_COUNTS_FULL = [1, 2, 3, 4, 6]
 
