@@ -692,6 +692,22 @@ def test_the_spill_pool_reuses_segments_and_trims_idle_ones(crash_h):
     assert _pool_names() - before == set()
 
 
+def test_large_items_beyond_the_pool_wait_in_the_backlog_not_in_new_segments(crash_h):
+    """An unbounded queue's producer far ahead of its reader: past the 16 pooled segments, large
+    items wait in the producer's backlog (put returns at once) instead of costing a segment each,
+    and arrive in order."""
+    before = _pool_names() | {n for n in os.listdir("/dev/shm") if n.startswith("fastq-")}
+    q = crash_h.queue()
+    t0 = time.monotonic()
+    for i in range(40):
+        q.put(_tagged(i, 1 * MiB))
+    assert time.monotonic() - t0 < WAIT
+    assert q.qsize() == 40
+    assert len({n for n in os.listdir("/dev/shm") if n.startswith("fastq-")} - before) <= 16
+    assert [_untorn(q.get(timeout=WAIT)) for _ in range(40)] == list(range(40))
+    q.join_thread()
+
+
 def _get_forever(q, out):
     while True:
         out.put(_untorn(q.get(timeout=WAIT)))

@@ -121,7 +121,7 @@ cdef extern from "shmq.h" nogil:
     int fq_spill_pooled(const char *name)
     void fq_pool_name(const fq_shmq *q, int i, uint64_t gen, char *name)
     int fq_pool_parse(const fq_shmq *q, const char *name, uint64_t len, uint64_t *gen)
-    int fq_pool_take(fq_shmq *q, uint64_t me, uint64_t len, uint64_t *gen, int *make)
+    int fq_pool_take(fq_shmq *q, uint64_t me, uint64_t len, uint64_t *gen, int *make, int *queued)
     int fq_pool_make(fq_shmq *q, int i, uint64_t len, uint64_t *gen, char **out, uint64_t *size)
     void fq_pool_put_back(fq_shmq *q, int i, uint64_t me)
     int fq_pool_fill(fq_shmq *q, int i, uint64_t me, uint64_t pos)
@@ -277,6 +277,11 @@ cdef inline int64_t _remaining(int64_t deadline) noexcept nogil:
     return INT64_MAX if deadline < 0 else deadline - fq_now_ns()
 
 
+cdef inline int64_t _pool_patience(block, int64_t deadline):
+    """How long a blocking put waits for a pooled segment (a slice at most, within its timeout)."""
+    return max(0, min(FQ_SLICE_NS, _remaining(deadline))) if block else 0
+
+
 cdef int64_t _deadline_ns(block, timeout) except? -2:
     if timeout is None or not block:
         return -1
@@ -367,6 +372,7 @@ cdef class ProcessQueue:
     cdef object _feed_error          # what made the feeder drop an item, for the next put()
     cdef object _failed              # an item get_many() took but could not decode: the next get raises it
     cdef bint _cancel_flush
+    cdef bint _draining              # join_thread() waits: the feeder stops waiting for pooled segments
     cdef int64_t _member_retry        # no slot was free: when to try again
     cdef int64_t _last_sweep          # when this handle last swept dead sleepers' marks
     cdef uint64_t _member_value
@@ -525,9 +531,12 @@ cdef class ProcessQueue:
             o += lens[i + 1]
         return 0
 
-    cdef int _put_serialized(self, _Serialized s, object block, int64_t deadline, int accepted=0) except -1:
+    cdef int _put_serialized(self, _Serialized s, object block, int64_t deadline, int accepted=0,
+                             int64_t pool_patience=0) except -1:
         """Reserve, copy, publish. Raises Full (no room in time), ShutDown, QueueCorrupted, OSError.
-        `accepted`: a backlog's item, accepted before any graceful shutdown."""
+        `accepted`: a backlog's item, accepted before any graceful shutdown. `pool_patience`: how
+        long a large item waits for a pooled segment before it takes a one-off one (ns; -1: raise
+        Full at once, and the unbounded put's backlog takes the item)."""
         cdef uint32_t nbufs = 0 if s.bufs is None else len(s.bufs)
         cdef uint64_t small_lens[9]
         cdef uint64_t *lens = &small_lens[0]
@@ -541,8 +550,9 @@ cdef class ProcessQueue:
         cdef bytes spill_name = None
         cdef _Serialized ring_item = None
         cdef bint written = False
-        cdef int pool_i = -1, make = 0
+        cdef int pool_i = -1, make = 0, queued = 0
         cdef uint64_t gen = 0
+        cdef int64_t pool_deadline
         cdef _SegMap seg = None
         if nbufs >= 9:
             lens = <uint64_t*>malloc(8 * (nbufs + 1))
@@ -564,7 +574,24 @@ cdef class ProcessQueue:
                 # a pooled segment when one is to be had (mapped here already, most often),
                 # else a one-off one (see "the spill pool" in shmq.h)
                 self._pool_tidy()
-                pool_i = fq_pool_take(&self.q, me, spill_total, &gen, &make)
+                pool_i = fq_pool_take(&self.q, me, spill_total, &gen, &make, &queued)
+                if pool_i < 0 and pool_patience < 0:
+                    raise Full  # every pooled segment is busy: the backlog waits for one, not a new one
+                if pool_i < 0 and pool_patience > 0:
+                    # A reader hands one back within a copy's time, most often: cheaper than a new
+                    # one. The feeder (accepted) waits as long as queued items hold them, as it
+                    # waits for room in the ring, unless join_thread() (at exit too) waits for it;
+                    # otherwise (views, writers) a slice at most.
+                    pool_deadline = fq_now_ns() + pool_patience
+                    self._member()
+                    while pool_i < 0 and (fq_now_ns() < pool_deadline or (accepted and queued and not self._draining)):
+                        with nogil:
+                            fq_wait_not_full(&self.q, min(FQ_SLICE_NS, max(pool_deadline - fq_now_ns(), 1000000)))
+                        if PyErr_CheckSignals() < 0:
+                            raise KeyboardInterrupt
+                        if self.q.hdr.shutdown == FQ_SHUT_IMMEDIATE:
+                            raise ShutDown
+                        pool_i = fq_pool_take(&self.q, me, spill_total, &gen, &make, &queued)
                 if pool_i >= 0:
                     seg = self._pool_map(pool_i, gen, make, spill_total, NULL)
                     spill_name = seg.name
@@ -697,13 +724,14 @@ cdef class ProcessQueue:
         cdef int64_t deadline = _deadline_ns(block, timeout)
         cdef uint64_t size
         if self.q.hdr.maxsize:
-            self._put_serialized(s, block, deadline)
+            self._put_serialized(s, block, deadline, 0, _pool_patience(block, deadline))
             return
         # Unbounded, like multiprocessing.Queue: put never blocks. Items that find the ring full
-        # wait, in order, in this process's backlog for a feeder thread.
+        # (or, large ones, every pooled segment queued) wait, in order, in this process's backlog
+        # for a feeder thread.
         if not self._backlog:  # per-thread order holds: a thread's earlier item is in the ring
             try:
-                self._put_serialized(s, False, -1)
+                self._put_serialized(s, False, -1, 0, -1)
                 return
             except Full:
                 pass
@@ -714,7 +742,7 @@ cdef class ProcessQueue:
             if <uint64_t>st.f_bavail * st.f_frsize < size:
                 raise _no_room_for_spill(size)
         if self._member() < 0:  # no slot to count a backlog in: wait for room, as a bounded put would
-            self._put_serialized(s, block, deadline)
+            self._put_serialized(s, block, deadline, 0, _pool_patience(block, deadline))
             return
         with self._backlog_lock:
             if self.q.hdr.shutdown:
@@ -736,7 +764,7 @@ cdef class ProcessQueue:
                     return
                 s = self._backlog[0]
             try:
-                self._put_serialized(s, True, -1, 1)
+                self._put_serialized(s, True, -1, 1, FQ_SLICE_NS)
             except ShutDown:  # an immediate shutdown: the backlog is discarded
                 with self._backlog_lock:
                     n = len(self._backlog)
@@ -789,7 +817,7 @@ cdef class ProcessQueue:
         try:
             for s in batch:
                 if self.q.hdr.maxsize:
-                    self._put_serialized(s, block, deadline)
+                    self._put_serialized(s, block, deadline, 0, _pool_patience(block, deadline))
                 else:
                     self._enqueue(s, block, None)
                 done += 1
@@ -1228,7 +1256,11 @@ cdef class ProcessQueue:
         Raises OSError if the feeder had to drop an item (see put)."""
         feeder = self._feeder
         if feeder is not None:
-            feeder.join()
+            self._draining = True  # large items go to segments of their own rather than wait for a reader
+            try:
+                feeder.join()
+            finally:
+                self._draining = False
         if self._feed_error is not None:
             self._raise_feed_error()
 

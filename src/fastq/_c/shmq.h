@@ -439,6 +439,8 @@ static int fq_spill_open(const char *name, uint64_t name_len, int writable, char
  * a writer replacing one too small (or left by a dead writer), an idle one (fq_pool_trim), and the
  * last holder (fq_pool_discard). */
 
+static inline void fq_wake(_Atomic uint32_t *seq, _Atomic uint32_t *waiters, int n);
+
 static void fq_pool_name(const fq_shmq *q, int i, uint64_t gen, char name[FQ_SPILL_NAME_LEN + 1])
 {
     snprintf(name, FQ_SPILL_NAME_LEN + 1, "/fastq-p%016llx%01x%06llx", (unsigned long long)q->hdr->pool_key,
@@ -472,12 +474,14 @@ static void fq_pool_unlink(const fq_shmq *q, int i, uint64_t gen)
     shm_unlink(name);
 }
 
-/* Take an entry for a payload of len bytes: its index, or -1 (none to be had: the item goes to a
- * one-off segment). *gen is its segment's generation; *make is 1 when the caller must make a new
- * segment (fq_pool_make): there is none, or it is too small, or a dead writer left it. */
-static int fq_pool_take(fq_shmq *q, uint64_t me, uint64_t len, uint64_t *gen, int *make)
+/* Take an entry for a payload of len bytes: its index, or -1 (none to be had: the item waits for
+ * one, or goes to a one-off segment; *queued then counts the entries whose items are still queued,
+ * which readers will hand back). *gen is its segment's generation; *make is 1 when the caller must
+ * make a new segment (fq_pool_make): there is none, or it is too small, or a dead writer left it. */
+static int fq_pool_take(fq_shmq *q, uint64_t me, uint64_t len, uint64_t *gen, int *make, int *queued)
 {
     fq_shm_header *h = q->hdr;
+    *queued = 0;
     /* best first: a FREE one that fits, a finished FULL one that fits, an EMPTY one, one to remake */
     for (int pass = 0; pass < 4; pass++) {
         uint64_t freed = atomic_load(&h->free);
@@ -486,6 +490,8 @@ static int fq_pool_take(fq_shmq *q, uint64_t me, uint64_t len, uint64_t *gen, in
             uint64_t st = atomic_load(&e->state), kind = st >> 60, v = st & FQ_LOW60;
             uint64_t size = atomic_load(&e->size);
             int finished = kind == FQ_POOL_FULL && v < (freed & FQ_LOW60);
+            if (pass == 3 && kind == FQ_POOL_FULL && !finished)
+                (*queued)++;
             int fits = size >= len && size / 4 <= len + (UINT64_C(1) << 20);  /* not 4x too big */
             int ok;
             switch (pass) {
@@ -566,7 +572,8 @@ static void fq_pool_hand_back(fq_shmq *q, int i, uint64_t pos)
     uint64_t st = fq_st(FQ_POOL_FULL, pos);
     atomic_store(&e->used_at, fq_now_ns());
     fq_cp();
-    atomic_compare_exchange_strong(&e->state, &st, fq_st(FQ_POOL_FREE, 0));
+    if (atomic_compare_exchange_strong(&e->state, &st, fq_st(FQ_POOL_FREE, 0)))
+        fq_wake(&q->hdr->nf_seq, &q->hdr->nf_waiters, INT32_MAX);  /* a feeder may wait for a segment */
 }
 
 /* The reader of the record at cursor pos keeps entry i's segment for zero-copy views, before it
@@ -586,9 +593,12 @@ static void fq_pool_let_go(fq_shmq *q, int i, uint64_t me, int retire)
     uint64_t st = fq_st(FQ_POOL_HELD, me);
     atomic_store(&e->used_at, fq_now_ns());
     fq_cp();
-    if (!atomic_compare_exchange_strong(&e->state, &st, fq_st(retire ? FQ_POOL_TAKEN : FQ_POOL_FREE, retire ? me : 0)) ||
-        !retire)
+    if (!atomic_compare_exchange_strong(&e->state, &st, fq_st(retire ? FQ_POOL_TAKEN : FQ_POOL_FREE, retire ? me : 0)))
         return;
+    if (!retire) {
+        fq_wake(&q->hdr->nf_seq, &q->hdr->nf_waiters, INT32_MAX);
+        return;
+    }
     fq_pool_unlink(q, i, atomic_load(&e->gen));
     atomic_store(&e->size, 0);
     fq_cp();
