@@ -468,26 +468,95 @@ def test_back_pressure_with_a_slow_consumer(make, backend_name):
     for i in range(n):
         assert pq.get(timeout=20) == i
         time.sleep(0.01)
-        assert pq.qsize() <= window
+        assert pq._buffer.pending <= window
         assert started.value < i + 1 + window  # never more than the window ahead of the consumer
     feeder.join(5)
 
 
-def test_put_blocks_and_times_out_when_the_window_is_full(make, backend):
+def test_put_never_waits_for_a_consumer_beyond_the_window(make, backend):
+    # the first program most people write: put everything, then get everything
+    window = 4
+    pq = make(backend=backend, buffer_size=window)
+    n = 10 * window
+    for i in range(n):
+        pq.put(square, i, timeout=0)  # never waits: a timeout of 0 would raise Full if it did
+        if i % 9 == 0:
+            pq.put(f"mark {i}")
+    assert pq.qsize() == n + len(range(0, n, 9))
+    assert pq._buffer.pending <= window  # the rest wait in line in the parent
+    expected = []
+    for i in range(n):
+        expected.append(i * i)
+        if i % 9 == 0:
+            expected.append(f"mark {i}")
+    assert [pq.get(timeout=20) for _ in expected] == expected
+    assert pq.qsize() == 0
+
+
+def test_stop_with_tasks_beyond_the_window_runs_them_all(make, backend):
     pq = make(backend=backend, buffer_size=2)
+    for i in range(20):
+        pq.put(square, i)
+    pq.put("end")
+    pq.stop()
+    with pytest.raises(Closed):
+        pq.put(square, 1)
+    assert list(pq) == [i * i for i in range(20)] + ["end"]
+    pq.join(20)
+    assert not pq.is_alive()
+    with pytest.raises(Closed):
+        pq.get(timeout=5)
+
+
+def test_maxsize_bounds_the_tasks_pending(make, backend):
+    pq = make(backend=backend, buffer_size=2, maxsize=3)
+    assert pq.maxsize == 3
     pq.put(square, 1)
     pq.put("marker")
+    pq.put(square, 2)  # beyond the window: waits in line, counts against maxsize
     t0 = time.monotonic()
     with pytest.raises(Full):
-        pq.put(square, 2, timeout=0.1)
+        pq.put(square, 3, timeout=0.1)
     assert time.monotonic() - t0 >= 0.09
     with pytest.raises(Full):
-        pq.put(square, 2, block=False)
+        pq.put(square, 3, block=False)
     with pytest.raises(Full):
         pq.put("another", block=False)
+    assert pq.qsize() == 3
     assert pq.get(timeout=20) == 1
-    pq.put(square, 2, block=False)
-    assert [pq.get(timeout=20), pq.get(timeout=20)] == ["marker", 4]
+    pq.put(square, 3, block=False)
+    assert [pq.get(timeout=20) for _ in range(3)] == ["marker", 4, 9]
+
+
+def test_a_put_waiting_for_maxsize_goes_on_after_a_get(make):
+    pq = make(backend="thread", maxsize=1)
+    pq.put("first")
+    done = threading.Event()
+
+    def second():
+        pq.put("second", timeout=20)
+        done.set()
+
+    t = threading.Thread(target=second)
+    t.start()
+    assert not done.wait(0.1)
+    assert pq.get(timeout=5) == "first"
+    assert done.wait(20)
+    t.join(5)
+    assert pq.get(timeout=5) == "second"
+
+
+def test_maxsize_and_timeout_arguments_are_checked(make):
+    with pytest.raises(ValueError, match="maxsize"):
+        make(backend="thread", maxsize=-1)
+    with pytest.raises(TypeError):
+        make(backend="thread", maxsize="2")
+    with pytest.raises(TypeError):
+        make(backend="thread", maxsize=2.5)
+    pq = make(backend="thread")
+    with pytest.raises(ValueError, match="non-negative"):
+        pq.put(square, 1, timeout=-1)
+    assert pq.qsize() == 0
 
 
 def test_buffer_size_default_and_rounding(make):
@@ -511,8 +580,8 @@ def test_buffer_size_default_and_rounding(make):
 def test_stop_join_is_alive(make, backend):
     pq = make(backend=backend)
     assert pq.is_alive()
-    with pytest.raises(ValueError):
-        pq.join(0.1)
+    with pytest.raises(ValueError):  # could never return
+        pq.join()
     for i in range(5):
         pq.put(echo_after, i, 0.01)
     pq.put("end")
@@ -542,8 +611,8 @@ def test_get_timeout_and_nonblocking(make):
     assert time.monotonic() - t0 >= 0.04
 
 
-def test_stop_wakes_a_put_blocked_on_the_window(make):
-    pq = make(backend="thread", buffer_size=1)
+def test_stop_wakes_a_put_waiting_for_maxsize(make):
+    pq = make(backend="thread", maxsize=1)
     pq.put("first")
     errors = []
 
@@ -562,6 +631,19 @@ def test_stop_wakes_a_put_blocked_on_the_window(make):
     assert pq.get(timeout=5) == "first"
     with pytest.raises(Closed):
         pq.get(timeout=5)
+
+
+def test_join_with_a_timeout_before_stop_waits_and_returns(make, backend):
+    pq = make(backend=backend)
+    pq.put(square, 3)
+    t0 = time.monotonic()
+    pq.join(0.2)
+    assert time.monotonic() - t0 >= 0.19
+    assert pq.is_alive()
+    assert pq.get(timeout=20) == 9
+    threading.Timer(0.1, pq.stop).start()  # stopped meanwhile: join returns once the workers end
+    pq.join(30)
+    assert not pq.is_alive()
 
 
 def test_iteration_until_stopped_and_drained(make, backend):

@@ -4,8 +4,9 @@ Written once, in the _ParallelQueue and _SingleTask mixins, whose `_ReorderBuffe
 (thread backend) and `_ProcessQueue` (process backend) attributes name the cores: ParallelQueue here
 sits on fastq's (the C ones where built), fastq.pure.parallel's on the pure ones.
 
-How it works. `put(func, *args)` reserves the next packet id in a ReorderBuffer (blocking while the
-window is full: that is the back-pressure) and hands (id, task) to a backend; whatever runs the task
+How it works. `put(func, *args)` reserves the next packet id in a ReorderBuffer and hands (id, task)
+to a backend; while the window is full, tasks wait in a FIFO backlog instead, which get() moves into
+the ids it frees (so put never waits for a consumer, unless a maxsize says so); whatever runs the task
 files its result under the id, and `get()` takes results out of the buffer in id order. A
 non-callable put goes straight into the buffer (passthrough, in order). Every reserved id gets
 filled: the task is serialized before its id is reserved, and if sending fails anyway the id is
@@ -33,6 +34,7 @@ import pickle
 import sys
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from time import monotonic
 from types import TracebackType
@@ -305,9 +307,11 @@ class _ParallelQueue:
     as `__cause__` when it could be brought back); a worker process that dies holding a task
     surfaces there as WorkerDied, a replacement starts and the stream goes on.
 
-    At most `buffer_size` results are reserved and not yet taken by get(): past that, put()
-    blocks (queue.Full on timeout). So a caller that puts everything before it gets anything
-    must put from another thread, or use map(), which does that for it.
+    At most `buffer_size` tasks are running or held for reordering (the window); tasks put
+    beyond it wait in line in this process, each as its pickled bytes (the process backend),
+    and enter the window as get() takes results. So put() never waits and a program may put
+    everything before it gets anything. maxsize > 0 bounds the tasks put and not yet taken
+    by get(): put() then blocks while that many are pending (queue.Full on timeout).
 
     backend: "process" (the default), "thread", a concurrent.futures.Executor or a
     distributed.Client (those two are the caller's: stop() and join() do not shut them
@@ -317,8 +321,9 @@ class _ParallelQueue:
 
     stop() refuses further puts; workers finish what was put. Iteration yields results until
     the queue is stopped and drained; get() then raises Closed. join(timeout) waits for the
-    workers after stop(). As a context manager, the exit stops and joins. put() and get()
-    may be called from any thread.
+    workers. As a context manager, the exit stops and joins (so take the results beyond the
+    window inside the block: they wait for get()). put() and get() may be called from any
+    thread.
     """
 
     _single_task = False
@@ -328,11 +333,11 @@ class _ParallelQueue:
     _ProcessQueue: ClassVar[Callable[..., Any]]
 
     def __init__(self, worker_count: int | None = None, *, backend: Any = "process", buffer_size: int | None = None,
-                 daemon: bool = True, _start: int = 0) -> None:
-        self._init(None, worker_count, backend, buffer_size, daemon, _start)
+                 maxsize: int = 0, daemon: bool = True, _start: int = 0) -> None:
+        self._init(None, worker_count, backend, buffer_size, maxsize, daemon, _start)
 
     def _init(self, func: Callable[..., Any] | None, worker_count: int | None, backend: Any,
-              buffer_size: int | None, daemon: bool, start: int) -> None:
+              buffer_size: int | None, maxsize: int, daemon: bool, start: int) -> None:
         cpus = _cpu_count()
         if worker_count is None:
             worker_count = cpus
@@ -345,12 +350,21 @@ class _ParallelQueue:
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be at least 1, not {buffer_size}")
         buffer_size = 1 << (buffer_size - 1).bit_length()  # the window is a power of two
+        maxsize = operator.index(maxsize)
+        if maxsize < 0:
+            raise ValueError(f"maxsize must be 0 (unbounded) or more, not {maxsize}")
         self.worker_count = worker_count
         self.buffer_size = buffer_size
+        self.maxsize = maxsize
         self._buffer: ReorderBuffer[Any] = self._ReorderBuffer(buffer_size, start=start)
         self._start = start
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # puts waiting for maxsize
+        # Tasks beyond the window wait here, in order, as (is a task, prepared task or passthrough
+        # item); get() moves them into the window as it frees ids.
+        self._backlog: deque[tuple[bool, Any]] = deque()
         self._stopped = False
+        self._stop_event = threading.Event()  # join(timeout) before stop() waits on it
         # stop() tells the backend to stop once every reserved id was handed over (sent,
         # passed through or filled): ids counted (mod 2**32) against the buffer's final next_id
         self._accounted = 0
@@ -382,13 +396,71 @@ class _ParallelQueue:
 
     # -- put ------------------------------------------------------------------------------
 
-    def _reserve(self, block: bool, timeout: float | None) -> int:
-        if self._stopped:
-            raise Closed("put() on a stopped ParallelQueue")
+    def _enter(self, is_task: bool, obj: Any, block: bool, timeout: float | None) -> None:
+        """Give a prepared task (or a passthrough item) the next id in the window, or queue it
+        behind the window; with a maxsize, wait for room first (queue.Full on timeout)."""
+        if block and timeout is not None and timeout < 0:
+            raise ValueError("'timeout' must be a non-negative number")
+        with self._lock:
+            if self.maxsize:
+                deadline = None if timeout is None else monotonic() + timeout
+                while not self._stopped and self._buffer.pending + len(self._backlog) >= self.maxsize:
+                    remaining = None if deadline is None else deadline - monotonic()
+                    if not block or (remaining is not None and remaining <= 0):
+                        raise Full
+                    self._room.wait(remaining)
+            if self._stopped:
+                raise Closed("put() on a stopped ParallelQueue")
+            packet_id = None
+            if not self._backlog:
+                try:
+                    packet_id = self._buffer.reserve(False)
+                except Full:
+                    pass
+            if packet_id is None:  # the window is full: wait in line, get() brings it in
+                self._backlog.append((is_task, obj))
+                return
+        self._hand_over(packet_id, is_task, obj)
+
+    def _hand_over(self, packet_id: int, is_task: bool, obj: Any) -> None:
         try:
-            return self._buffer.reserve(block, timeout)
-        except ShutDown:
-            raise Closed("put() on a stopped ParallelQueue") from None
+            if is_task:
+                self._backend.submit(packet_id, obj)
+            else:
+                self._buffer.put(packet_id, obj)
+        except BaseException as exc:  # every reserved id gets filled
+            if is_task:
+                try:
+                    self._buffer.put(packet_id, _unsent(packet_id, exc))
+                except ValueError:
+                    pass
+            raise
+        finally:
+            self._account()
+
+    def _admit(self) -> None:
+        """After get() took a result: move waiting tasks into the ids it freed, and let a put
+        waiting for maxsize go on. A task that cannot be sent here gets its error in place."""
+        with self._lock:
+            if self.maxsize:
+                self._room.notify()
+            if not self._backlog:
+                return
+            admitted = []
+            while self._backlog:
+                try:
+                    packet_id = self._buffer.reserve(False)
+                except Full:
+                    break
+                admitted.append((packet_id, *self._backlog.popleft()))
+            close = self._stopped and not self._backlog
+        for packet_id, is_task, obj in admitted:
+            try:
+                self._hand_over(packet_id, is_task, obj)
+            except Exception:  # filed under its id: its get() raises it
+                pass
+        if close:
+            self._close_window()
 
     def _account(self) -> None:
         """Count one reserved id as handed over; after stop(), the last one stops the backend."""
@@ -403,8 +475,9 @@ class _ParallelQueue:
     def put(self, func: Any, *args: Any, block: bool = True, timeout: float | None = None, **kwargs: Any) -> None:
         """Run func(*args, **kwargs) on a worker; its result comes out of get() in the order
         of the puts. A non-callable `func` on its own passes through to get() in order.
-        Blocks while `buffer_size` results are pending (queue.Full after `timeout` seconds,
-        or at once with block false); raises Closed after stop()."""
+        Never waits, unless the queue has a maxsize: then blocks while `maxsize` tasks are
+        pending (queue.Full after `timeout` seconds, or at once with block false). Raises
+        Closed after stop()."""
         if not callable(func):
             if args or kwargs:
                 raise ValueError(f"put() of a non-callable {type(func).__name__!r} with arguments: "
@@ -414,26 +487,12 @@ class _ParallelQueue:
         self._submit(func, args, kwargs, block, timeout)
 
     def _passthrough(self, item: object, block: bool, timeout: float | None) -> None:
-        packet_id = self._reserve(block, timeout)
-        try:
-            self._buffer.put(packet_id, item)
-        finally:
-            self._account()
+        self._enter(False, item, block, timeout)
 
     def _submit(self, func: Callable[..., Any], args: tuple[Any, ...] | None, kwargs: Any, block: bool,
                 timeout: float | None) -> None:
         task = self._backend.prepare(func, args, kwargs)  # serialized before its id exists
-        packet_id = self._reserve(block, timeout)
-        try:
-            self._backend.submit(packet_id, task)
-        except BaseException as exc:  # every reserved id gets filled
-            try:
-                self._buffer.put(packet_id, _unsent(packet_id, exc))
-            except ValueError:
-                pass
-            raise
-        finally:
-            self._account()
+        self._enter(True, task, block, timeout)
 
     # -- get ------------------------------------------------------------------------------
 
@@ -443,7 +502,7 @@ class _ParallelQueue:
         WorkerError; a worker that died holding the task raises WorkerDied. Once stopped and
         drained, raises Closed."""
         try:
-            item = self._buffer.get(block, timeout)
+            item = self._take(block, timeout)
         except ShutDown:
             raise Closed("get() on a stopped, drained ParallelQueue") from None
         if type(item) is _Failure:
@@ -455,12 +514,17 @@ class _ParallelQueue:
         out of the loop, which ends it)."""
         while True:
             try:
-                item = self._buffer.get()
+                item = self._take(True, None)
             except ShutDown:
                 return
             if type(item) is _Failure:
                 item.raise_()
             yield item
+
+    def _take(self, block: bool, timeout: float | None) -> Any:
+        item = self._buffer.get(block, timeout)
+        self._admit()
+        return item
 
     # -- map ------------------------------------------------------------------------------
 
@@ -486,7 +550,7 @@ class _ParallelQueue:
             chunksize = operator.index(chunksize)
             if chunksize < 1:
                 raise ValueError(f"chunksize must be at least 1, not {chunksize}")
-        if self._buffer.pending:
+        if self.qsize():
             raise ValueError("map() on a ParallelQueue with results pending: get() them first")
         end = _MapEnd()  # passed through after the last task: the consumer needs no counting
         cancel = threading.Event()
@@ -597,7 +661,7 @@ class _ParallelQueue:
                 room.set()
                 while True:
                     try:
-                        if self._buffer.get() is end:
+                        if self._take(True, None) is end:
                             break
                     except ShutDown:
                         break
@@ -612,7 +676,14 @@ class _ParallelQueue:
             if self._stopped:
                 return
             self._stopped = True
-        self._buffer.shutdown()  # wakes puts blocked on the window: they raise Closed
+            self._room.notify_all()  # puts waiting for maxsize raise Closed
+            backlog = bool(self._backlog)
+        self._stop_event.set()
+        if not backlog:  # else the get() that admits the last waiting task closes the window
+            self._close_window()
+
+    def _close_window(self) -> None:
+        self._buffer.shutdown()
         with self._lock:  # no id can be reserved now: the count to wait for is final
             self._expected = (self._buffer.next_id - self._start) & 0xFFFFFFFF
             now = self._accounted == self._expected and not self._backend_stopped
@@ -626,12 +697,18 @@ class _ParallelQueue:
         return self._stopped
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait until the workers have finished (after stop(); before it, raises
-        ValueError, since they never would). With a timeout, returns when it expires;
-        is_alive() tells which."""
-        if not self._stopped:
-            raise ValueError("join() before stop(): the workers would never finish")
-        self._backend.join(timeout)
+        """Wait until the workers have finished, which they do after stop() once every task
+        put has run (tasks beyond the window enter it only as get() takes results). With a
+        timeout, returns when it expires, stopped or not; is_alive() tells which. Without
+        one, raises ValueError before stop(), since it could never return."""
+        if timeout is None:
+            if not self._stopped:
+                raise ValueError("join() before stop(): the workers would never finish")
+            self._backend.join()
+            return
+        deadline = monotonic() + timeout
+        if self._stop_event.wait(timeout):
+            self._backend.join(max(0.0, deadline - monotonic()))
 
     def is_alive(self) -> bool:
         """Whether any worker is still running (for an Executor or a Client: whether this
@@ -639,8 +716,10 @@ class _ParallelQueue:
         return self._backend.is_alive()
 
     def qsize(self) -> int:
-        """Results ready or running: ids reserved and not yet taken by get()."""
-        return self._buffer.pending
+        """Tasks (and passthrough items) put and not yet taken by get(): ready, running, or
+        waiting beyond the window."""
+        with self._lock:
+            return self._buffer.pending + len(self._backlog)
 
     def __enter__(self: _Self) -> _Self:
         return self
@@ -653,7 +732,7 @@ class _ParallelQueue:
     def __repr__(self) -> str:
         state = "stopped" if self._stopped else "running"
         return (f"<{type(self).__name__} {state} backend={self.backend!r} workers={self.worker_count} "
-                f"buffer_size={self.buffer_size} pending={self._buffer.pending}>")
+                f"buffer_size={self.buffer_size} maxsize={self.maxsize} pending={self.qsize()}>")
 
 
 if TYPE_CHECKING:  # the mixin is checked against the class it is mixed into
@@ -670,11 +749,11 @@ class _SingleTask(Generic[_R], _SingleTaskBase):
     _single_task = True
 
     def __init__(self, func: Callable[..., _R], worker_count: int | None = None, *, backend: Any = "process",
-                 buffer_size: int | None = None, daemon: bool = True, _start: int = 0) -> None:
+                 buffer_size: int | None = None, maxsize: int = 0, daemon: bool = True, _start: int = 0) -> None:
         if not callable(func):
             raise TypeError(f"ParallelSingleTaskQueue needs a callable, not {type(func).__name__!r}")
         self.func = func
-        self._init(func, worker_count, backend, buffer_size, daemon, _start)
+        self._init(func, worker_count, backend, buffer_size, maxsize, daemon, _start)
 
     def put(self, *args: Any, block: bool = True, timeout: float | None = None, **kwargs: Any) -> None:
         """Run func(*args, **kwargs) on a worker; results come out of get() in order."""
