@@ -5,16 +5,19 @@ result queue. Each worker holds a few tasks at a time (its credit), dispatched t
 loaded; the rest wait in the parent, so the parent always knows which ids each worker holds.
 The credit is 2 for tasks of a millisecond or more and grows (up to the window divided by the
 workers) to about 2 ms of work for shorter ones, from the run times workers report: a trivial
-task then doesn't pay a round trip of its own. Workers send a result at once when 200 us have
-passed since their last send, else with the rest of the batch they took. A task whose args are
+task then doesn't pay a round trip of its own. Workers send each result as soon as its task is
+done, before they start the next, through a bounded result queue (its put is synchronous: no feeder
+thread holds a result back), so the parent knows exactly which task a dead worker was running: the
+first one it holds that has no result. A task whose args are
 None is a group of map()'s items (fastq/_chunk.py). A worker pickles each result on its own (its
 buffers out of band), apart from its packet id: a result that does not unpickle in the parent then
 fails at its own get() while the id still decodes, and the collector and the stream go on.
 
 A collector thread takes results in batches (get_many), files them, sends waiting tasks in
 batches (put_many), and watches the workers' sentinels: when a worker dies it drains the result
-queue, fills every id the dead worker held (sent, or done and not yet sent back) with
-WorkerDied, and starts a replacement with a fresh task queue. It catches everything and hands
+queue, fills the id the dead worker was running with WorkerDied, sends the tasks queued behind it
+(which it never started: the parent keeps every task it sent until its result comes) to the other
+workers, and starts a replacement with a fresh task queue. It catches everything and hands
 failures to get(): it never dies silently. Workers exit when the parent dies (PR_SET_PDEATHSIG
 on Linux, plus a getppid() check on every idle slice), and ignore SIGINT (the parent decides).
 
@@ -46,7 +49,6 @@ from .errors import Empty, WorkerDied, WorkerError
 _MIN_CREDIT = 2  # tasks in flight per worker process: one running, one waiting in its queue...
 _QUEUED_WORK = 0.002  # ...or, for short tasks, about this many seconds of work queued per worker
 _MAX_CREDIT = 64
-_FLUSH_AFTER = 0.0002  # seconds: a worker sends results at once past this, else at its batch's end
 _FUNCTION_CACHE = 256  # pickled functions remembered, each side
 _PLAIN_FUNCTIONS: tuple[type, ...] = (types.FunctionType, types.BuiltinFunctionType)
 _BATCH = 256  # results the collector takes per get_many
@@ -94,7 +96,8 @@ def _pdeathsig():
 
 def _worker_main(wid, tasks, results, func, parent_pid):
     """A worker process: run tasks from its own queue, send (wid, id, run time or -1, result or
-    error) to the shared result queue, until it reads None (stop) or its parent is gone."""
+    error) to the shared result queue as each is done, until it reads None (stop) or its parent
+    is gone."""
     pdeathsig = _pdeathsig()  # forked: the parent's, looked up already
     if pdeathsig is not None:
         try:
@@ -109,15 +112,10 @@ def _worker_main(wid, tasks, results, func, parent_pid):
         pass
     loads = pickle.loads
     get_many = tasks.get_many
-    put_many = results.put_many
+    send = results.put  # every message pickles: ints, a float, bytes and buffers, or a description
     getppid = os.getppid
     clock = perf_counter
-    done = []  # results not sent yet: short tasks answer in batches
     functions = {}  # pickled function -> function
-
-    def flush():
-        put_many(done)  # every message pickles: ints, a float, bytes and buffers, or a description
-        done.clear()
 
     while True:
         try:
@@ -126,11 +124,8 @@ def _worker_main(wid, tasks, results, func, parent_pid):
             if getppid() != parent_pid:
                 os._exit(1)
             continue
-        since = clock()
         for task in batch:
             if task is None:
-                if done:
-                    flush()
                 return
             packet_id, payload = task
             t0 = clock()
@@ -147,23 +142,19 @@ def _worker_main(wid, tasks, results, func, parent_pid):
                 result = f(*args, **kwargs) if args is not None else run_chunk(f, kwargs)  # None: map()'s group
                 took = clock() - t0
             except BaseException as exc:
-                done.append((wid, packet_id, -1.0, _describe(exc)))
+                message = (wid, packet_id, -1.0, _describe(exc))
             else:
                 try:
-                    done.append((wid, packet_id, took, _encode(result)))
+                    message = (wid, packet_id, took, _encode(result))
                 except BaseException as exc:
                     if type(result) is _Chunk:  # send the group's results that do pickle, then its failure
                         result.salvage()
-                        done.append((wid, packet_id, took, _encode(result)))
+                        message = (wid, packet_id, took, _encode(result))
                     else:
-                        done.append((wid, packet_id, -1.0, _describe(exc, skip_frames=0)))
+                        message = (wid, packet_id, -1.0, _describe(exc, skip_frames=0))
                 del result
-            now = clock()
-            if now - since >= _FLUSH_AFTER:
-                flush()
-                since = now
-        if done:
-            flush()
+            send(message)  # before the next task starts: a death then costs only that one
+            del message
 
 
 def _encode(result):
@@ -202,7 +193,7 @@ class _Worker:
         self.wid = wid
         self.proc = proc
         self.tasks = tasks
-        self.held = deque()  # ids sent to this worker and not answered, in the order it runs them
+        self.held = deque()  # (id, task) sent to this worker and not answered, in the order it runs them
         self.stopped = False  # the stop marker (None) was sent
 
 
@@ -228,7 +219,9 @@ class _ProcessBackend:
         self.credit = _MIN_CREDIT  # tasks in flight per worker, from the run times reported
         self.max_credit = max(_MIN_CREDIT, min(_MAX_CREDIT, buffer.window // count))
         self.run_time = 0.01  # seconds per task, a moving average; starts slow
-        self.results = self._queue()
+        # One result per id in the window at most, so a put never waits; bounded so that it is
+        # synchronous (an unbounded queue's put may leave a result to a feeder thread).
+        self.results = self.ProcessQueue(buffer.window, ctx=ctx)
         self.started = threading.Event()
         self.start_error = None
         self.collector = threading.Thread(target=self._collect, name="fastq-parallel-collector", daemon=True)
@@ -269,7 +262,7 @@ class _ProcessBackend:
                 self.backlog.append((packet_id, payload))
             else:
                 worker.tasks.put((packet_id, payload))
-                worker.held.append(packet_id)
+                worker.held.append((packet_id, payload))
 
     def _least_loaded(self):
         """The worker with the fewest tasks among those below the credit, or None."""
@@ -294,13 +287,13 @@ class _ProcessBackend:
                 if room <= 0 or worker.stopped:
                     continue
                 if room == 1 or len(backlog) == 1:
-                    packet_id, payload = task = backlog.popleft()
+                    task = backlog.popleft()
                     worker.tasks.put(task)
-                    worker.held.append(packet_id)
+                    worker.held.append(task)
                 else:
                     tasks = [backlog.popleft() for _ in range(min(room, len(backlog)))]
                     worker.tasks.put_many(tasks)
-                    worker.held.extend([packet_id for packet_id, _ in tasks])
+                    worker.held.extend(tasks)
                 if not backlog:
                     break
         if self.stopping and not backlog:
@@ -415,12 +408,14 @@ class _ProcessBackend:
                     if worker is None:
                         continue  # from a worker already buried: its ids were filled with WorkerDied
                     held = worker.held
-                    if held and held[0] == packet_id:
+                    if held and held[0][0] == packet_id:
                         held.popleft()
                     else:
-                        try:
-                            held.remove(packet_id)
-                        except ValueError:  # filled already (a put that failed half-way)
+                        for i, (held_id, _) in enumerate(held):
+                            if held_id == packet_id:
+                                del held[i]
+                                break
+                        else:  # filled already (a put that failed half-way)
                             continue
                     filed.append((packet_id, took, value))
                 self.run_time = run_time
@@ -452,12 +447,16 @@ class _ProcessBackend:
             for worker in dead:
                 worker.proc.join()  # reap
                 del self.workers[worker.wid]
-                if worker.held:
+                held = worker.held
+                if held:
+                    # Results go out in order, each before the next task starts: the first
+                    # task without one was running (or about to); the rest never started.
+                    packet_id, _ = held.popleft()
                     died = _exit_description(worker.proc.exitcode)
-                    for packet_id in worker.held:
-                        exc = WorkerDied(f"worker process {worker.proc.pid} died ({died}) while it held task {packet_id}")
-                        self.buffer.put(packet_id, _Failure(exc))
-                    worker.held.clear()
+                    exc = WorkerDied(f"worker process {worker.proc.pid} died ({died}) while it ran task {packet_id}")
+                    self.buffer.put(packet_id, _Failure(exc))
+                    self.backlog.extendleft(reversed(held))  # first in line, in their order
+                    held.clear()
                 _discard(worker.tasks)
                 if not worker.stopped:
                     replace += 1
@@ -475,7 +474,7 @@ class _ProcessBackend:
             self.broken = exc
             text = _format(exc)
             message = f"the ParallelQueue's collector thread failed: {_one_line(exc)}"
-            ids = [pid for w in self.workers.values() for pid in w.held]
+            ids = [pid for w in self.workers.values() for pid, _ in w.held]
             ids += [pid for pid, _ in self.backlog]
             for worker in self.workers.values():
                 worker.held.clear()
