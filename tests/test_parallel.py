@@ -608,6 +608,52 @@ def test_buffer_size_default_and_rounding(make):
         make(backend="carrier pigeon")
 
 
+def _cgroup_tree(tmp_path, proc_lines, files):
+    """A fake /proc/self/cgroup and /sys/fs/cgroup: {relative path: text}."""
+    tmp_path.mkdir()
+    proc = tmp_path / "cgroup"
+    proc.write_text("".join(line + "\n" for line in proc_lines))
+    root = tmp_path / "sys-fs-cgroup"
+    root.mkdir()
+    for rel, text in files.items():
+        f = root / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(text)
+    return str(proc), str(root)
+
+
+def test_worker_count_respects_the_cgroup_cpu_quota(tmp_path):
+    from fastq import _cpus
+
+    affinity = len(os.sched_getaffinity(0))
+    # cgroup v2: the tightest quota on the way up counts; "max" is no limit
+    proc, root = _cgroup_tree(tmp_path / "v2", ["0::/app/job"], {
+        "app/job/cpu.max": "max 100000\n", "app/cpu.max": "150000 100000\n", "cpu.max": "400000 100000\n"})
+    assert _cpus.cgroup_cpu_quota(proc, root) == 1.5
+    assert _cpus.cpu_count(proc, root) == min(affinity, 2)  # rounded up
+    # a container sees its own cgroup as the root, whatever path /proc names
+    proc, root = _cgroup_tree(tmp_path / "ns", ["0::/host/path/of/it"], {"cpu.max": "100000 100000"})
+    assert _cpus.cpu_count(proc, root) == 1
+    # cgroup v1
+    proc, root = _cgroup_tree(tmp_path / "v1", ["4:memory:/x", "2:cpu,cpuacct:/docker/abc"], {
+        "cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "50000", "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000",
+        "cpu,cpuacct/cpu.cfs_quota_us": "-1", "cpu,cpuacct/cpu.cfs_period_us": "100000"})
+    assert _cpus.cgroup_cpu_quota(proc, root) == 0.5
+    assert _cpus.cpu_count(proc, root) == 1
+    # no quota, no cgroup file, nonsense: the affinity
+    proc, root = _cgroup_tree(tmp_path / "none", ["0::/"], {"cpu.max": "max 100000"})
+    assert _cpus.cgroup_cpu_quota(proc, root) is None and _cpus.cpu_count(proc, root) == affinity
+    assert _cpus.cpu_count(str(tmp_path / "missing"), str(tmp_path / "missing-too")) == affinity
+    proc, root = _cgroup_tree(tmp_path / "bad", ["garbage", "0::/"], {"cpu.max": "lots of it"})
+    assert _cpus.cpu_count(proc, root) == affinity
+
+
+def test_the_default_worker_count_is_the_cpus_this_process_may_use(make):
+    from fastq import _cpus
+
+    assert make(backend="thread", worker_count=None).worker_count == _cpus.cpu_count()
+
+
 # ---------------------------------------------------------------------------------------------
 # lifetime: stop, join, is_alive, iteration, map, context manager
 

@@ -40,7 +40,7 @@ from time import monotonic
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
-from . import _chunk
+from . import _chunk, _cpus
 from ._chunk import _Chunk
 from ._failure import _PROTOCOL, _Failure, _unsent
 from ._process_backend import _ProcessBackend
@@ -76,13 +76,8 @@ class _Backend(Protocol):
 
 
 def _cpu_count() -> int:
-    count = getattr(os, "process_cpu_count", None)
-    if count is not None:
-        return count() or 1
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:
-        return os.cpu_count() or 1
+    """The CPUs this process may use: its affinity, capped by its cgroup's CPU quota (fastq/_cpus.py)."""
+    return _cpus.cpu_count()
 
 
 def default_buffer_size(cpus: int | None = None) -> int:
