@@ -440,9 +440,10 @@ def append_then_kill(path, x, delay):
     kill_self(delay)
 
 
-def test_a_killed_worker_costs_only_the_task_it_ran(make, tmp_path):
+def test_a_killed_worker_costs_only_the_task_it_ran(make, tmp_path, caplog):
     # One worker, its credit grown by short tasks, so that many tasks wait in its own queue
     # (taken out of it in one batch) behind the one it runs when SIGKILL comes.
+    caplog.set_level("INFO", logger="fastq")
     log = tmp_path / "ran.txt"
     pq = make(backend="process", worker_count=1, buffer_size=64)
     assert list(pq.map(square, range(300), chunksize=1)) == [i * i for i in range(300)]
@@ -460,6 +461,20 @@ def test_a_killed_worker_costs_only_the_task_it_ran(make, tmp_path):
     assert [pq.get(timeout=20) for _ in behind] == behind  # re-run on the replacement
     ran = log.read_text().split()
     assert sorted(ran, key=str) == sorted([str(i) for i in range(25)] + ["killer"], key=str)  # each once
+    # the fastq logger tells of the death and the replacement
+    messages = [r.getMessage() for r in caplog.records if r.name == "fastq"]
+    assert any("died (killed by SIGKILL) while it ran task" in m and "queued behind it go to other workers" in m
+               for m in messages), messages
+    assert any("to replace a dead one" in m for m in messages), messages
+
+
+def test_the_fastq_logger_has_a_null_handler():
+    import logging
+
+    from fastq._log import logger
+
+    assert logger is logging.getLogger("fastq")
+    assert any(isinstance(h, logging.NullHandler) for h in logger.handlers)
 
 
 def test_several_deaths_in_a_row(make, impl):

@@ -44,6 +44,7 @@ from time import monotonic, perf_counter
 
 from ._chunk import _Chunk, run_chunk
 from ._failure import _PROTOCOL, _Failure, _describe, _format, _one_line
+from ._log import logger
 from .errors import Empty, WorkerDied, WorkerError
 
 _MIN_CREDIT = 2  # tasks in flight per worker process: one running, one waiting in its queue...
@@ -346,6 +347,7 @@ class _ProcessBackend:
         with self.lock:
             self.workers[wid] = worker
             self._dispatch()
+        logger.debug("ParallelQueue: started worker process %s", proc.pid)
         return worker
 
     def _collect(self):
@@ -448,15 +450,19 @@ class _ProcessBackend:
                 worker.proc.join()  # reap
                 del self.workers[worker.wid]
                 held = worker.held
+                died = _exit_description(worker.proc.exitcode)
                 if held:
                     # Results go out in order, each before the next task starts: the first
                     # task without one was running (or about to); the rest never started.
                     packet_id, _ = held.popleft()
-                    died = _exit_description(worker.proc.exitcode)
                     exc = WorkerDied(f"worker process {worker.proc.pid} died ({died}) while it ran task {packet_id}")
                     self.buffer.put(packet_id, _Failure(exc))
+                    logger.warning("ParallelQueue: %s; %d task(s) queued behind it go to other workers",
+                                   exc, len(held))
                     self.backlog.extendleft(reversed(held))  # first in line, in their order
                     held.clear()
+                elif not worker.stopped:
+                    logger.warning("ParallelQueue: worker process %s died (%s) while idle", worker.proc.pid, died)
                 _discard(worker.tasks)
                 if not worker.stopped:
                     replace += 1
@@ -465,11 +471,13 @@ class _ProcessBackend:
         for _ in range(replace):
             if self.killed:
                 break
-            self._start_worker()
+            pid = self._start_worker().proc.pid
+            logger.info("ParallelQueue: started worker process %s to replace a dead one", pid)
 
     def _fail(self, exc):
         """The collector itself failed: every id it was responsible for gets the failure, and
         later puts raise it. Never silent."""
+        logger.error("ParallelQueue: the collector thread failed; its tasks fail with it", exc_info=exc)
         with self.lock:
             self.broken = exc
             text = _format(exc)
