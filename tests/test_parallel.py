@@ -312,13 +312,127 @@ def test_exception_that_does_not_travel_still_tells(make):
 
 def test_unpicklable_task_raises_in_put_and_takes_no_id(make):
     pq = make(backend="process")
-    with pytest.raises(Exception):
-        pq.put(lambda: 1)
-    with pytest.raises(Exception):
+    with pytest.raises(TypeError):
         pq.put(square, threading.Lock())
+    with pytest.raises(TypeError):
+        pq.put(square, x=threading.Lock())
     assert pq.qsize() == 0
     pq.put(square, 6)
     assert pq.get(timeout=20) == 36
+
+
+START_METHODS = ["fork", "spawn", "forkserver"]
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_lambdas_and_closures_run_under_every_start_method(make, method):
+    ctx = multiprocessing.get_context(method)
+    offset = 100
+
+    def closure(x):
+        return x + offset
+
+    pq = make(backend="process", ctx=ctx)
+    assert pq._backend.ctx is ctx
+    pq.put(lambda x: x * 3, 5)
+    pq.put(closure, 1)
+    assert [pq.get(timeout=60), pq.get(timeout=60)] == [15, 101]
+    assert list(pq.map(lambda x: -x, range(50))) == [-i for i in range(50)]
+    assert list(pq.map(closure, range(5), chunksize=1)) == [i + offset for i in range(5)]
+    single = make(lambda x, k=1: (x + offset) * k, single=True, backend="process", ctx=ctx)
+    single.put(1, k=2)
+    assert single.get(timeout=60) == 202
+    assert list(single.map(list(range(300)))) == [i + offset for i in range(300)]
+
+
+_MAIN_SCRIPT = textwrap.dedent("""
+    # run with -c: __main__ has no file, so workers not forked from it cannot import what it defines
+    import multiprocessing, sys
+    import fastq, fastq.pure
+    ns = fastq.pure if sys.argv[1] == "python" else fastq
+
+    def triple(x):
+        return 3 * x
+
+    ctx = multiprocessing.get_context(sys.argv[2])
+    with ns.ParallelQueue(2, ctx=ctx) as pq:
+        pq.put(triple, 2)
+        print(pq.get(timeout=60), list(pq.map(triple, range(4))))
+    with ns.ParallelSingleTaskQueue(triple, 1, ctx=ctx) as pq:
+        pq.put(5)
+        print(pq.get(timeout=60))
+""")
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_a_function_of_an_interactive_main_runs_in_workers(impl, method):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.run([sys.executable, "-c", _MAIN_SCRIPT, impl.name, method], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["6 [0, 3, 6, 9]", "15"]
+
+
+def test_without_cloudpickle_the_error_names_the_extra(make, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cloudpickle", None)  # import cloudpickle raises ImportError
+    offset = 1
+
+    def closure(x):
+        return x + offset
+
+    pq = make(backend="process")
+    with pytest.raises(TypeError, match=r"fastq-queue\[cloudpickle\]"):
+        pq.put(lambda: 1)
+    assert pq.qsize() == 0
+    with pytest.raises(TypeError, match=r"fastq-queue\[cloudpickle\]"):
+        make(closure, single=True, ctx=multiprocessing.get_context("spawn"))
+    # where the start method is not chosen, a single-task closure still reaches forked workers
+    single = make(closure, single=True)
+    assert single._backend.ctx.get_start_method() == "fork"
+    single.put(2)
+    assert single.get(timeout=20) == 3
+    pq.put(square, 4)  # module-level functions need no cloudpickle
+    assert pq.get(timeout=20) == 16
+
+
+def test_ctx_is_checked(make):
+    with pytest.raises(TypeError, match="multiprocessing context"):
+        make(backend="process", ctx="spawn")
+    with pytest.raises(ValueError, match="process backend"):
+        make(backend="thread", ctx=multiprocessing.get_context("spawn"))
+
+
+_NO_FORK_WARNING_SCRIPT = textwrap.dedent("""
+    import os, signal, sys, threading, time
+    import fastq, fastq.pure
+    ns = fastq.pure if sys.argv[1] == "python" else fastq
+    threading.Thread(target=time.sleep, args=(3,), daemon=True).start()  # a threaded program
+    with ns.ParallelQueue(2) as a, ns.ParallelQueue(2) as b:
+        assert list(a.map(abs, range(-5, 5))) == list(b.map(abs, range(-5, 5)))
+        os.kill(a._backend.pids()[0], signal.SIGKILL)  # a replacement starts
+        a.put(time.sleep, 0.5)
+        a.put(abs, -3)
+        for _ in range(2):
+            try:
+                a.get(timeout=60)
+            except fastq.WorkerDied:
+                pass
+        deadline = time.monotonic() + 60
+        while len(a._backend.pids()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        print(a._backend.ctx.get_start_method(), len(a._backend.pids()))
+""")
+
+
+def test_no_fork_deprecation_warning_from_fastqs_workers(impl):
+    # Python 3.12+ warns when a multi-threaded process forks; forkserver forks from a single thread
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    for flag in ("always::DeprecationWarning", "error::DeprecationWarning"):
+        proc = subprocess.run([sys.executable, "-W", flag, "-c", _NO_FORK_WARNING_SCRIPT, impl.name],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert "fork()" not in proc.stderr, proc.stderr
+        assert proc.stdout.split() == ["forkserver", "2"]
 
 
 def test_unpicklable_result_raises_at_its_get(make):
@@ -1062,9 +1176,9 @@ def test_no_thread_left_after_garbage_collection(api):
 
 
 _ORPHAN_SCRIPT = textwrap.dedent("""
-    import os, signal, sys, time
+    import multiprocessing, os, signal, sys, time
     from fastq import ParallelQueue
-    pq = ParallelQueue(2)
+    pq = ParallelQueue(2, ctx=multiprocessing.get_context(sys.argv[1]) if sys.argv[1] != "default" else None)
     pq.put(time.sleep, 30)
     print(" ".join(map(str, pq._backend.pids())), flush=True)
     time.sleep(0.2)
@@ -1072,9 +1186,10 @@ _ORPHAN_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_workers_exit_when_the_parent_is_killed():
+@pytest.mark.parametrize("method", ["default", "fork", "spawn"])
+def test_workers_exit_when_the_parent_is_killed(method):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.run([sys.executable, "-c", _ORPHAN_SCRIPT], capture_output=True, text=True, env=env,
+    proc = subprocess.run([sys.executable, "-c", _ORPHAN_SCRIPT, method], capture_output=True, text=True, env=env,
                           timeout=30)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     pids = [int(p) for p in proc.stdout.split()]
@@ -1137,7 +1252,7 @@ def test_a_worker_error_pickles():
 
 def test_spawned_workers_where_fork_is_not_used(api, monkeypatch):
     # what macOS and Windows get: the platform's default start method, here forced to spawn
-    monkeypatch.setattr(parallel, "_process_context", lambda func: multiprocessing.get_context("spawn"))
+    monkeypatch.setattr(parallel, "_process_context", lambda func, ctx: multiprocessing.get_context("spawn"))
     ParallelQueue, ParallelSingleTaskQueue = api
     with ParallelQueue(2) as pq:
         assert list(pq.map(square, range(10))) == [i * i for i in range(10)]

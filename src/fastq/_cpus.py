@@ -29,7 +29,7 @@ def cgroup_cpu_quota(proc_cgroup: str = "/proc/self/cgroup", cgroup_root: str = 
             lines = f.read().splitlines()
     except OSError:
         return None
-    limits = []
+    limits: list[float | None] = []
     for line in lines:
         parts = line.split(":", 2)
         if len(parts) != 3:
@@ -45,8 +45,8 @@ def cgroup_cpu_quota(proc_cgroup: str = "/proc/self/cgroup", cgroup_root: str = 
                     for d in _ancestors(base, path):
                         limits.append(_v1_quota(d))
                     break
-    limits = [q for q in limits if q is not None]
-    return min(limits) if limits else None
+    quotas = [q for q in limits if q is not None]
+    return min(quotas) if quotas else None
 
 
 def _ancestors(root: str, path: str) -> list[str]:

@@ -21,13 +21,16 @@ workers, and starts a replacement with a fresh task queue. It catches everything
 failures to get(): it never dies silently. Workers exit when the parent dies (PR_SET_PDEATHSIG
 on Linux, plus a getppid() check on every idle slice), and ignore SIGINT (the parent decides).
 
-Start method: on Linux the workers are forked (fast to start, and functions defined in __main__
-or nested in a function reach ParallelSingleTaskQueue's workers by inheritance); elsewhere the
-platform's default (spawn: a single-task function must then pickle). The collector thread forks
-them all, the first ones and the replacements, because PR_SET_PDEATHSIG fires when the *thread*
-that forked exits, and the collector lives as long as the workers do. (Python 3.12+ warns, with
-a DeprecationWarning hidden by default, about fork in a threaded process, as it does for
-multiprocessing.Pool, which also forks replacements from a thread.)
+Start method (fastq/parallel.py chooses it): forkserver, spawn or fork. Functions travel by
+reference where pickle can send them, else by value through cloudpickle (an extra: a lambda, a
+closure, or a function of __main__ where the workers were not forked from this process and so
+lack what the interactive session defined). Under fork the collector thread forks the workers,
+the first ones and the replacements, because PR_SET_PDEATHSIG fires when the *thread* that forked
+exits, and the collector lives as long as the workers do (Python 3.12+ warns about fork in a
+threaded process, as it does for multiprocessing.Pool). Under forkserver the server, a
+single-threaded process, forks them: their death signal follows the server, which exits when this
+process has and no process holds its "alive" pipe (workers close their copy); a worker also checks
+on every idle slice that this process is alive.
 """
 import functools
 import itertools
@@ -95,18 +98,55 @@ def _pdeathsig():
     return _PDEATHSIG
 
 
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, someone else's (the pid was reused: the check is best effort)
+        return True
+    return True
+
+
+def _let_the_forkserver_go():
+    """Close this worker's copy of the forkserver's "alive" pipe: the server exits once every
+    holder has, so a worker holding it would keep alive the server whose exit kills it."""
+    forkserver = sys.modules.get("multiprocessing.forkserver")
+    server = getattr(forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if fd is None:
+        return
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+    # a process this worker starts through a forkserver gets a server of its own
+    server._forkserver_alive_fd = server._forkserver_address = server._forkserver_pid = None
+
+
+def _raise(exc, *args, **kwargs):
+    raise exc
+
+
 def _worker_main(wid, tasks, results, func, parent_pid):
     """A worker process: run tasks from its own queue, send (wid, id, run time or -1, result or
-    error) to the shared result queue as each is done, until it reads None (stop) or its parent
-    is gone."""
+    error) to the shared result queue as each is done, until it reads None (stop) or the queue's
+    process (parent_pid) is gone. `func`: the single task's function, or its pickle (bytes)."""
     pdeathsig = _pdeathsig()  # forked: the parent's, looked up already
     if pdeathsig is not None:
         try:
             pdeathsig()
         except Exception:
             pass
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
+    ppid = os.getppid()  # parent_pid, or the forkserver
+    if ppid == 1 or not _alive(parent_pid):
+        os._exit(1)  # a parent died before prctl took effect
+    _let_the_forkserver_go()
+    if type(func) is bytes:
+        try:
+            func = pickle.loads(func)
+        except BaseException as exc:  # every task fails with it (a worker that died would be replaced, forever)
+            func = functools.partial(_raise, exc)
     try:  # Ctrl-C reaches the whole process group: the parent decides what happens
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     except (ValueError, OSError):
@@ -122,7 +162,7 @@ def _worker_main(wid, tasks, results, func, parent_pid):
         try:
             batch = get_many(_MAX_CREDIT, timeout=_PARENT_CHECK)
         except Empty:
-            if getppid() != parent_pid:
+            if getppid() != ppid or not _alive(parent_pid):
                 os._exit(1)
             continue
         for task in batch:
@@ -156,6 +196,30 @@ def _worker_main(wid, tasks, results, func, parent_pid):
                 del result
             send(message)  # before the next task starts: a death then costs only that one
             del message
+
+
+def dumps_callable(func, by_value):
+    """func pickled for a worker: by reference where pickle can (a function of a module), else by
+    value through cloudpickle (a lambda, a closure); `by_value`: a function of __main__ goes by
+    value too, where cloudpickle is installed (workers not forked from this process may lack it)."""
+    cloudpickle = None
+    if by_value and getattr(func, "__module__", None) == "__main__":
+        try:
+            import cloudpickle  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        except ImportError:
+            pass
+    if cloudpickle is None:
+        try:
+            return pickle.dumps(func, _PROTOCOL)
+        except Exception as exc:
+            error = exc
+        try:
+            import cloudpickle  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        except ImportError:
+            raise TypeError(f"{func!r} does not pickle ({_one_line(error)}): install the "
+                            "fastq-queue[cloudpickle] extra to send lambdas and closures to worker processes, "
+                            "or use a function defined at module level") from error
+    return cloudpickle.dumps(func, _PROTOCOL)
 
 
 def _encode(result):
@@ -208,6 +272,9 @@ class _ProcessBackend:
         self.daemon = daemon
         self.func = func
         self.ctx = ctx
+        self.forks = ctx is not None and ctx.get_start_method() == "fork"  # workers inherit this process
+        # the single task's function as the workers get it: itself where they inherit it
+        self.worker_func = func if func is None or self.forks else dumps_callable(func, by_value=True)
         self.lock = threading.Lock()
         self.workers = {}  # wid -> _Worker
         self.backlog = deque()  # (id, payload) waiting for a worker with room
@@ -247,7 +314,7 @@ class _ProcessBackend:
         if cached is not None and cached[0] is func:
             pickled_func = cached[1]
         else:
-            pickled_func = pickle.dumps(func, _PROTOCOL)
+            pickled_func = dumps_callable(func, by_value=not self.forks)
             if type(func) in _PLAIN_FUNCTIONS:
                 if len(self.pickled) >= _FUNCTION_CACHE:
                     self.pickled.clear()
@@ -338,7 +405,7 @@ class _ProcessBackend:
         _pdeathsig()  # look it up once here, so forked workers inherit it
         proc = target_ctx.Process(
             target=_worker_main,
-            args=(wid, tasks, self.results, self.func, os.getpid()),
+            args=(wid, tasks, self.results, self.worker_func, os.getpid()),
             name=f"fastq-parallel-worker-{wid}",
             daemon=self.daemon,
         )

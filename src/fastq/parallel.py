@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 from . import _chunk, _cpus
 from ._chunk import _Chunk
 from ._failure import _PROTOCOL, _Failure, _unsent
-from ._process_backend import _ProcessBackend
+from ._process_backend import _ProcessBackend, dumps_callable
 from . import ProcessQueue, Queue, ReorderBuffer
 from .errors import Closed, Empty, Full, ShutDown, WorkerDied
 
@@ -312,7 +312,10 @@ class _ParallelQueue:
     distributed.Client (those two are the caller's: stop() and join() do not shut them
     down, and worker_count does not apply). daemon: daemon worker processes/threads are
     killed when the interpreter exits; non-daemon ones are stopped then and finish their
-    tasks (and non-daemon processes may start processes of their own).
+    tasks (and non-daemon processes may start processes of their own). ctx: the process
+    backend's multiprocessing context (default: forkserver on Linux, else the platform's);
+    lambdas and closures reach its workers through cloudpickle (the fastq-queue[cloudpickle]
+    extra).
 
     stop() refuses further puts; workers finish what was put. Iteration yields results until
     the queue is stopped and drained; get() then raises Closed. join(timeout) waits for the
@@ -328,11 +331,11 @@ class _ParallelQueue:
     _ProcessQueue: ClassVar[Callable[..., Any]]
 
     def __init__(self, worker_count: int | None = None, *, backend: Any = "process", buffer_size: int | None = None,
-                 maxsize: int = 0, daemon: bool = True, _start: int = 0) -> None:
-        self._init(None, worker_count, backend, buffer_size, maxsize, daemon, _start)
+                 maxsize: int = 0, daemon: bool = True, ctx: Any = None, _start: int = 0) -> None:
+        self._init(None, worker_count, backend, buffer_size, maxsize, daemon, ctx, _start)
 
     def _init(self, func: Callable[..., Any] | None, worker_count: int | None, backend: Any,
-              buffer_size: int | None, maxsize: int, daemon: bool, start: int) -> None:
+              buffer_size: int | None, maxsize: int, daemon: bool, ctx: Any, start: int) -> None:
         cpus = _cpu_count()
         if worker_count is None:
             worker_count = cpus
@@ -348,6 +351,12 @@ class _ParallelQueue:
         maxsize = operator.index(maxsize)
         if maxsize < 0:
             raise ValueError(f"maxsize must be 0 (unbounded) or more, not {maxsize}")
+        if ctx is not None:
+            if backend != "process":
+                raise ValueError(f"ctx applies to the process backend only, not to {backend!r}")
+            if not callable(getattr(ctx, "get_start_method", None)):
+                raise TypeError(f"'ctx' must be a multiprocessing context (multiprocessing.get_context(...)), "
+                                f"not {type(ctx).__name__}")
         self.worker_count = worker_count
         self.buffer_size = buffer_size
         self.maxsize = maxsize
@@ -369,7 +378,7 @@ class _ParallelQueue:
         if isinstance(backend, str):
             if backend == "process":
                 self._backend = _ProcessBackend(  # type: ignore[no-untyped-call]
-                    self._buffer, self._ProcessQueue, worker_count, daemon, func, _process_context(func))
+                    self._buffer, self._ProcessQueue, worker_count, daemon, func, _process_context(func, ctx))
             elif backend == "thread":
                 self._backend = _ThreadBackend(self._buffer, self._Queue, worker_count, daemon, func)
             else:
@@ -738,17 +747,19 @@ else:
 
 class _SingleTask(Generic[_R], _SingleTaskBase):
     """A ParallelQueue with one function baked in: put(*args, **kwargs) runs func(*args,
-    **kwargs). With the process backend the workers are forked and inherit func, so nested
-    functions and closures work (where fork is missing, func must pickle)."""
+    **kwargs). With the process backend func reaches workers that did not fork from this
+    process by value where it does not pickle by reference (a lambda, a closure: the
+    fastq-queue[cloudpickle] extra), and forked ones by inheritance."""
 
     _single_task = True
 
     def __init__(self, func: Callable[..., _R], worker_count: int | None = None, *, backend: Any = "process",
-                 buffer_size: int | None = None, maxsize: int = 0, daemon: bool = True, _start: int = 0) -> None:
+                 buffer_size: int | None = None, maxsize: int = 0, daemon: bool = True, ctx: Any = None,
+                 _start: int = 0) -> None:
         if not callable(func):
             raise TypeError(f"ParallelSingleTaskQueue needs a callable, not {type(func).__name__!r}")
         self.func = func
-        self._init(func, worker_count, backend, buffer_size, maxsize, daemon, _start)
+        self._init(func, worker_count, backend, buffer_size, maxsize, daemon, ctx, _start)
 
     def put(self, *args: Any, block: bool = True, timeout: float | None = None, **kwargs: Any) -> None:
         """Run func(*args, **kwargs) on a worker; results come out of get() in order."""
@@ -776,15 +787,30 @@ class ParallelSingleTaskQueue(_SingleTask[_R], ParallelQueue):
         def __iter__(self) -> Iterator[_R]: ...
 
 
-def _process_context(func: Callable[..., Any] | None) -> Any:
-    """fork on Linux (fast start; ParallelSingleTaskQueue's func by inheritance); elsewhere the
-    platform's default start method (then a single-task func must pickle)."""
-    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("fork")
-    ctx = multiprocessing.get_context()
-    if func is not None and ctx.get_start_method() != "fork":
-        pickle.dumps(func, _PROTOCOL)  # fails here, clearly, rather than in every worker
-    return ctx
+def _process_context(func: Callable[..., Any] | None, ctx: Any) -> Any:
+    """The process backend's start method: the one asked for (ctx=, or a program-wide spawn or
+    forkserver: a program-wide fork may be no choice at all, since any multiprocessing.Lock() fixes
+    the default); else forkserver on Linux, where fork (Python's default there before 3.14) would
+    fork a multi-threaded process (a DeprecationWarning on 3.12+), unless a single-task func can
+    reach the workers only by inheritance; else the platform's default."""
+    if ctx is not None:
+        return ctx
+    if multiprocessing.get_start_method(allow_none=True) in ("spawn", "forkserver"):
+        return multiprocessing.get_context()
+    if sys.platform.startswith("linux") and "forkserver" in multiprocessing.get_all_start_methods():
+        if func is not None and not _travels(func):
+            return multiprocessing.get_context("fork")
+        return multiprocessing.get_context("forkserver")
+    return multiprocessing.get_context()
+
+
+def _travels(func: Callable[..., Any]) -> bool:
+    """Whether func can be sent to a process that did not inherit it (pickle, or cloudpickle)."""
+    try:
+        dumps_callable(func, by_value=True)
+    except Exception:
+        return False
+    return True
 
 
 __all__ = ["ParallelQueue", "ParallelSingleTaskQueue"]
