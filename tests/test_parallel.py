@@ -1053,6 +1053,31 @@ def test_group_size_follows_the_run_time():
     assert next_size(64, big) == MAX_BYTES // sys.getsizeof(big.results[0]) == 3
 
 
+def test_the_tail_of_a_map_shrinks_only_groups_worth_shrinking():
+    from fastq._chunk import MAX_ITEMS, TARGET, _Chunk, tail_floor
+
+    assert tail_floor(_Chunk([0] * 8, None, 8e-7, 8)) == MAX_ITEMS  # quick items: no smaller groups at the end
+    assert tail_floor(_Chunk([0] * 4, None, 4 * TARGET, 4)) == 1  # slow ones: down to one at a time
+    assert tail_floor(_Chunk([0], None, 0.0, 1)) == MAX_ITEMS
+
+
+def test_automatic_groups_start_from_one_probe(make):
+    # the first group is one item, sent alone; the groups after it are sized from its run time
+    # at once (quick items: the largest groups), not grown from tiny ones while the window fills
+    pq = make(backend="thread")
+    sizes = []
+    prepare = pq._backend.prepare
+
+    def watched(func, args, kwargs):  # the real prepare; the test only notes the group sizes
+        sizes.append(len(kwargs) if args is None else 1)
+        return prepare(func, args, kwargs)
+
+    pq._backend.prepare = watched
+    assert list(pq.map(square, list(range(2000)))) == [i * i for i in range(2000)]
+    assert sizes[0] == 1
+    assert len(sizes) < 2000 // 16  # (how few depends on how soon the probe came back: not asserted)
+
+
 def test_map_refuses_a_queue_with_results_pending(make):
     pq = make(backend="thread")
     pq.put("marker")

@@ -541,7 +541,8 @@ class _ParallelQueue:
 
         chunksize: items sent to a worker as one task. None (the default) groups short tasks
         automatically (about 5 ms of work per group, at most about 1 MiB of pickled items
-        on the process backend, smaller towards the end) when the iterable knows its length
+        on the process backend; the first group is one item, whose run time sizes the next;
+        smaller towards the end where that saves a worker some idle time) when the iterable knows its length
         (a list, a range; one that may block between items, like a generator or a file, is
         sent an item at a time, so no item waits for the next); 1 never groups. A worker that
         dies fails its whole group (WorkerDied, at the group's first item)."""
@@ -558,7 +559,15 @@ class _ParallelQueue:
             raise ValueError("map() on a ParallelQueue with results pending: get() them first")
         end = _MapEnd()  # passed through after the last task: the consumer needs no counting
         cancel = threading.Event()
-        size = [chunksize or 1]  # items per group: set by the consumer from the groups' run times
+        # items per group, and the fewest worth shrinking a group's tail to: set by the consumer
+        # from the groups' run times
+        size = [chunksize or 1, 1]
+        # Automatic groups start with one item, sent alone: the feeder waits a few groups' worth
+        # of time at most for its run time, rather than filling the window with tiny groups
+        # first (slow items lose that much, once: those workers would idle only that long).
+        probed = threading.Event()
+        if chunksize is not None:
+            probed.set()
         # With the window full the feeder sleeps until a quarter of it is free, not until the
         # first slot is: one wake per several tasks rather than one per result (each costs
         # the parent CPU time that the workers could use).
@@ -599,7 +608,7 @@ class _ParallelQueue:
                 while True:
                     n = size[0] if grouped else 1
                     if n > 1 and chunksize is None:  # smaller groups towards the end: no worker idles long
-                        n = min(n, cap, max(1, operator.length_hint(iterator) // spread))
+                        n = min(n, cap, max(size[1], operator.length_hint(iterator) // spread))
                     items: list[_T] = []
                     error: BaseException | None = None
                     try:
@@ -611,6 +620,8 @@ class _ParallelQueue:
                         error = exc
                     if items and not send(*((None, items) if grouped else ((items[0],), {}))):
                         return
+                    if grouped and not probed.is_set():
+                        probed.wait(4 * _chunk.TARGET)
                     if grouped:
                         cap = _chunk.byte_cap(len(items), self._backend.prepared_bytes)
                     if error is not None:
@@ -628,11 +639,11 @@ class _ParallelQueue:
 
         feeder = threading.Thread(target=feed, name="fastq-parallel-map-feeder", daemon=True)
         feeder.start()
-        return self._map_results(end, cancel, feeder, wake_feeder, room, size, chunksize is None)
+        return self._map_results(end, cancel, feeder, wake_feeder, room, size, chunksize is None, probed)
 
     def _map_results(self, end: _MapEnd, cancel: threading.Event, feeder: threading.Thread,
                      wake_feeder: Callable[[], None], room: threading.Event, size: list[int],
-                     auto: bool) -> Iterator[Any]:
+                     auto: bool, probed: threading.Event) -> Iterator[Any]:
         finished = False
         try:
             while True:
@@ -646,8 +657,10 @@ class _ParallelQueue:
                         raise end.error from None
                     raise
                 if type(item) is _Chunk:
-                    if auto:
-                        size[0] = _chunk.next_size(size[0], item)
+                    if auto:  # the first group's time is taken at its word: nothing else is known yet
+                        size[0] = _chunk.next_size(size[0] if probed.is_set() else _chunk.MAX_ITEMS, item)
+                        size[1] = _chunk.tail_floor(item)
+                        probed.set()
                     yield from item.results
                     if item.failure is not None:
                         item.failure.raise_()
