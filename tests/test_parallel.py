@@ -582,6 +582,24 @@ def test_a_killed_worker_costs_only_the_task_it_ran(make, tmp_path, caplog):
     assert any("to replace a dead one" in m for m in messages), messages
 
 
+def test_a_worker_killed_between_tasks_costs_none(make, impl, tmp_path):
+    # SIGKILL from outside while the worker is idle, then tasks sent to it before the parent
+    # noticed: it began none of them, so all run elsewhere and none fails
+    log = tmp_path / "ran.txt"
+    pq = make(backend="process", worker_count=1)
+    pq.put(pid_of)
+    pid = pq.get(timeout=20)
+    if impl.is_pure_python:  # multiprocessing's feeder thread may still hold the result queue's lock
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
+    assert wait_gone([pid])
+    for i in range(5):
+        pq.put(append_line, log, i)
+    assert [pq.get(timeout=20) for _ in range(5)] == list(range(5))
+    assert sorted(log.read_text().split()) == [str(i) for i in range(5)]
+    assert pid not in pq._backend.pids()
+
+
 def test_the_fastq_logger_has_a_null_handler():
     import logging
 
@@ -670,6 +688,19 @@ def test_stop_with_tasks_beyond_the_window_runs_them_all(make, backend):
     assert not pq.is_alive()
     with pytest.raises(Closed):
         pq.get(timeout=5)
+
+
+def test_an_exception_leaving_the_block_does_not_wait_for_the_backlog(api, tmp_path):
+    ParallelQueue = api[0]
+    log = tmp_path / "ran.txt"
+    with pytest.raises(KeyError):
+        with ParallelQueue(2, buffer_size=2) as pq:
+            for i in range(50):
+                pq.put(append_line, log, i)
+            raise KeyError("the consumer failed")
+    assert pq.stopped and not pq.is_alive()
+    ran = log.read_text().split()
+    assert len(ran) == len(set(ran)) <= 2  # the window's tasks ran; those beyond it never started
 
 
 def test_maxsize_bounds_the_tasks_pending(make, backend):

@@ -8,8 +8,8 @@ workers) to about 2 ms of work for shorter ones, from the run times workers repo
 task then doesn't pay a round trip of its own. Workers send each result as soon as its task is
 done, before they start the next, through a bounded result queue (its put is synchronous: no feeder
 thread holds a result back), so the parent knows exactly which task a dead worker was running: the
-first one it holds that has no result. A task whose args are
-None is a group of map()'s items (fastq/_chunk.py). A worker pickles each result on its own (its
+first one it holds that has no result, if the worker's count of tasks begun (shared memory) says it
+had begun one. A task whose args are None is a group of map()'s items (fastq/_chunk.py). A worker pickles each result on its own (its
 buffers out of band), apart from its packet id: a result that does not unpickle in the parent then
 fails at its own get() while the id still decodes, and the collector and the stream go on.
 
@@ -128,10 +128,12 @@ def _raise(exc, *args, **kwargs):
     raise exc
 
 
-def _worker_main(wid, tasks, results, func, parent_pid):
+def _worker_main(wid, tasks, results, func, parent_pid, started):
     """A worker process: run tasks from its own queue, send (wid, id, run time or -1, result or
     error) to the shared result queue as each is done, until it reads None (stop) or the queue's
-    process (parent_pid) is gone. `func`: the single task's function, or its pickle (bytes)."""
+    process (parent_pid) is gone. `func`: the single task's function, or its pickle (bytes).
+    `started` (shared memory) counts the tasks it began, for the parent to tell, if it dies,
+    whether the first task it holds had begun."""
     pdeathsig = _pdeathsig()  # forked: the parent's, looked up already
     if pdeathsig is not None:
         try:
@@ -169,6 +171,7 @@ def _worker_main(wid, tasks, results, func, parent_pid):
             if task is None:
                 return
             packet_id, payload = task
+            started.value += 1
             t0 = clock()
             try:
                 f = func
@@ -252,12 +255,14 @@ def _discard(q):
 
 
 class _Worker:
-    __slots__ = ("wid", "proc", "tasks", "held", "stopped")
+    __slots__ = ("wid", "proc", "tasks", "held", "stopped", "started", "answered")
 
-    def __init__(self, wid, proc, tasks):
+    def __init__(self, wid, proc, tasks, started):
         self.wid = wid
         self.proc = proc
         self.tasks = tasks
+        self.started = started  # tasks it began (it counts them, in shared memory)
+        self.answered = 0  # results it sent that were taken here
         self.held = deque()  # (id, task) sent to this worker and not answered, in the order it runs them
         self.stopped = False  # the stop marker (None) was sent
 
@@ -402,15 +407,16 @@ class _ProcessBackend:
         wid = next(self.wids)
         tasks = self._queue()
         target_ctx = self.ctx or multiprocessing
+        started = target_ctx.RawValue("Q", 0)
         _pdeathsig()  # look it up once here, so forked workers inherit it
         proc = target_ctx.Process(
             target=_worker_main,
-            args=(wid, tasks, self.results, self.worker_func, os.getpid()),
+            args=(wid, tasks, self.results, self.worker_func, os.getpid(), started),
             name=f"fastq-parallel-worker-{wid}",
             daemon=self.daemon,
         )
         proc.start()
-        worker = _Worker(wid, proc, tasks)
+        worker = _Worker(wid, proc, tasks, started)
         with self.lock:
             self.workers[wid] = worker
             self._dispatch()
@@ -476,6 +482,7 @@ class _ProcessBackend:
                     worker = workers.get(wid)
                     if worker is None:
                         continue  # from a worker already buried: its ids were filled with WorkerDied
+                    worker.answered += 1
                     held = worker.held
                     if held and held[0][0] == packet_id:
                         held.popleft()
@@ -518,9 +525,14 @@ class _ProcessBackend:
                 del self.workers[worker.wid]
                 held = worker.held
                 died = _exit_description(worker.proc.exitcode)
-                if held:
+                if held and worker.started.value == worker.answered:
+                    logger.warning("ParallelQueue: worker process %s died (%s) between tasks; its %d "
+                                   "task(s) go to other workers", worker.proc.pid, died, len(held))
+                    self.backlog.extendleft(reversed(held))  # it began none: they all run elsewhere
+                    held.clear()
+                elif held:
                     # Results go out in order, each before the next task starts: the first
-                    # task without one was running (or about to); the rest never started.
+                    # task without one was running; the rest never started.
                     packet_id, _ = held.popleft()
                     exc = WorkerDied(f"worker process {worker.proc.pid} died ({died}) while it ran task {packet_id}")
                     self.buffer.put(packet_id, _Failure(exc))

@@ -320,8 +320,9 @@ class _ParallelQueue:
     stop() refuses further puts; workers finish what was put. Iteration yields results until
     the queue is stopped and drained; get() then raises Closed. join(timeout) waits for the
     workers. As a context manager, the exit stops and joins (so take the results beyond the
-    window inside the block: they wait for get()). put() and get() may be called from any
-    thread.
+    window inside the block: they wait for get(); an exception leaving the block drops the
+    tasks still waiting beyond the window, which never started). put() and get() may be
+    called from any thread.
     """
 
     _single_task = False
@@ -743,6 +744,11 @@ class _ParallelQueue:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        if exc_type is not None:
+            # Nobody will take the results: the tasks waiting beyond the window, which never
+            # started, are dropped, else they would wait for get()s that never come.
+            with self._lock:
+                self._backlog.clear()
         self.stop()
         self.join()
 
