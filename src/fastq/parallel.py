@@ -30,7 +30,6 @@ import multiprocessing
 import multiprocessing.util  # its atexit hook must be registered before ours, so ours runs first
 import operator
 import os
-import pickle
 import sys
 import threading
 import weakref
@@ -42,7 +41,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from . import _chunk, _cpus
 from ._chunk import _Chunk
-from ._failure import _PROTOCOL, _Failure, _unsent
+from ._failure import _Failure, _unsent
 from ._process_backend import _ProcessBackend, dumps_callable
 from . import ProcessQueue, Queue, ReorderBuffer
 from .errors import Closed, Empty, Full, ShutDown, WorkerDied
