@@ -432,7 +432,7 @@ def test_no_fork_deprecation_warning_from_fastqs_workers(impl):
                               capture_output=True, text=True, env=env, timeout=120)
         assert proc.returncode == 0, proc.stderr
         assert "fork()" not in proc.stderr, proc.stderr
-        assert proc.stdout.split() == ["forkserver", "2"]
+        assert proc.stdout.split() == [multiprocessing.get_context().get_start_method(), "2"]
 
 
 def test_unpicklable_result_raises_at_its_get(make):

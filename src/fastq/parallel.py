@@ -312,7 +312,7 @@ class _ParallelQueue:
     down, and worker_count does not apply). daemon: daemon worker processes/threads are
     killed when the interpreter exits; non-daemon ones are stopped then and finish their
     tasks (and non-daemon processes may start processes of their own). ctx: the process
-    backend's multiprocessing context (default: forkserver on Linux, else the platform's);
+    backend's multiprocessing context (default: the program's, else the platform's);
     lambdas and closures reach its workers through cloudpickle (the fastq-queue[cloudpickle]
     extra).
 
@@ -806,19 +806,11 @@ class ParallelSingleTaskQueue(_SingleTask[_R], ParallelQueue):
 
 
 def _process_context(func: Callable[..., Any] | None, ctx: Any) -> Any:
-    """The process backend's start method: the one asked for (ctx=, or a program-wide spawn or
-    forkserver: a program-wide fork may be no choice at all, since any multiprocessing.Lock() fixes
-    the default); else forkserver on Linux, where fork (Python's default there before 3.14) would
-    fork a multi-threaded process (a DeprecationWarning on 3.12+), unless a single-task func can
-    reach the workers only by inheritance; else the platform's default."""
+    """The process backend's start method: the one asked for (ctx=), else the program's (set_start_method)
+    or the platform's default: fork on Linux before Python 3.14, where programs without an
+    `if __name__ == "__main__":` guard must keep working; forkserver from 3.14."""
     if ctx is not None:
         return ctx
-    if multiprocessing.get_start_method(allow_none=True) in ("spawn", "forkserver"):
-        return multiprocessing.get_context()
-    if sys.platform.startswith("linux") and "forkserver" in multiprocessing.get_all_start_methods():
-        if func is not None and not _travels(func):
-            return multiprocessing.get_context("fork")
-        return multiprocessing.get_context("forkserver")
     return multiprocessing.get_context()
 
 
