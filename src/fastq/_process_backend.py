@@ -42,9 +42,11 @@ import signal
 import sys
 import threading
 import types
+import weakref
 from collections import deque
-from time import monotonic, perf_counter
+from time import monotonic, perf_counter, sleep
 
+from . import _forker
 from ._chunk import _Chunk, run_chunk
 from ._failure import _PROTOCOL, _Failure, _describe, _format, _one_line
 from ._log import logger
@@ -201,6 +203,50 @@ def _worker_main(wid, tasks, results, func, parent_pid, started):
             del message
 
 
+def _run_forked(wid, tasks, results, func, parent_pid, started, daemon):
+    """In a worker the forker forked: run _worker_main as a multiprocessing Process would."""
+    proc = multiprocessing.get_context("fork").Process(
+        target=_worker_main, args=(wid, tasks, results, func, parent_pid, started),
+        name=f"fastq-parallel-worker-{wid}", daemon=daemon)
+    return proc._bootstrap()
+
+
+class _ForkedProcess:
+    """A worker the forker forked, with the face of multiprocessing.Process that the collector
+    uses. Not this process's child: the forker reaps it, when asked, and tells its exit code."""
+
+    def __init__(self, forker, pid, sentinel):
+        self.forker = forker
+        self.pid = pid
+        self.sentinel = sentinel  # the read end of a pipe the worker holds: EOF when it exits
+        self.exitcode = None
+        weakref.finalize(self, os.close, sentinel)
+
+    def join(self, timeout=None):
+        deadline = None if timeout is None else monotonic() + timeout
+        if not multiprocessing.connection.wait([self.sentinel], timeout):
+            return
+        while self.exitcode is None:  # exited: a zombie of the forker's in a moment
+            self.exitcode = self.forker.reap(self.pid)
+            if self.exitcode is None:
+                if deadline is not None and monotonic() >= deadline:
+                    return
+                sleep(0.005)
+
+    def _signal(self, sig):
+        if self.exitcode is None:  # not reaped yet: the pid is still the worker's
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def terminate(self):
+        self._signal(signal.SIGTERM)
+
+    def kill(self):
+        self._signal(signal.SIGKILL)
+
+
 def dumps_callable(func, by_value):
     """func pickled for a worker: by reference where pickle can (a function of a module), else by
     value through cloudpickle (a lambda, a closure); `by_value`: a function of __main__ goes by
@@ -277,9 +323,29 @@ class _ProcessBackend:
         self.daemon = daemon
         self.func = func
         self.ctx = ctx
-        self.forks = ctx is not None and ctx.get_start_method() == "fork"  # workers inherit this process
-        # the single task's function as the workers get it: itself where they inherit it
-        self.worker_func = func if func is None or self.forks else dumps_callable(func, by_value=True)
+        self.owner = os.getpid()
+        self.forks = ctx is not None and ctx.get_start_method() == "fork"
+        # Under fork the process's forker (fastq/_forker.py, forked now if it has none, before
+        # this queue starts its thread) forks the workers; it is a fork of this process as it
+        # was when the first such queue was made, so functions travel as to a forkserver's. A
+        # single-task function that cannot travel is inherited: the collector forks the workers.
+        self.forker = None
+        self.queue_ctx = ctx
+        self.worker_func = func
+        if self.forks:
+            try:
+                pickled = None if func is None else dumps_callable(func, by_value=True)
+            except TypeError:
+                pass
+            else:
+                self.forker = _forker.shared(_run_forked)
+                self.worker_func = pickled
+                # the pure core's queues, sent to the forker, need named semaphores (a fork context's
+                # are unlinked at once); the C core's ignore the context
+                self.queue_ctx = multiprocessing.get_context("spawn")
+        elif func is not None:
+            self.worker_func = dumps_callable(func, by_value=True)
+        self.inherits = self.forks and self.forker is None  # workers are forks of this process as it is
         self.lock = threading.Lock()
         self.workers = {}  # wid -> _Worker
         self.backlog = deque()  # (id, payload) waiting for a worker with room
@@ -294,7 +360,7 @@ class _ProcessBackend:
         self.run_time = 0.01  # seconds per task, a moving average; starts slow
         # One result per id in the window at most, so a put never waits; bounded so that it is
         # synchronous (an unbounded queue's put may leave a result to a feeder thread).
-        self.results = self.ProcessQueue(buffer.window, ctx=ctx)
+        self.results = self.ProcessQueue(buffer.window, ctx=self.queue_ctx)
         self.started = threading.Event()
         self.start_error = None
         self.collector = threading.Thread(target=self._collect, name="fastq-parallel-collector", daemon=True)
@@ -304,7 +370,7 @@ class _ProcessBackend:
             raise self.start_error
 
     def _queue(self):
-        return self.ProcessQueue(ctx=self.ctx)
+        return self.ProcessQueue(ctx=self.queue_ctx)
 
     # -- the put side ------------------------------------------------------------------------
 
@@ -319,7 +385,7 @@ class _ProcessBackend:
         if cached is not None and cached[0] is func:
             pickled_func = cached[1]
         else:
-            pickled_func = dumps_callable(func, by_value=not self.forks)
+            pickled_func = dumps_callable(func, by_value=not self.inherits)
             if type(func) in _PLAIN_FUNCTIONS:
                 if len(self.pickled) >= _FUNCTION_CACHE:
                     self.pickled.clear()
@@ -384,6 +450,8 @@ class _ProcessBackend:
     def kill(self):
         """Stop now, dropping what is queued: the pool was garbage collected (or the interpreter
         exits). The collector terminates and reaps the workers."""
+        if os.getpid() != self.owner:  # a fork of this process exits: the workers are not its
+            return
         self.killed = True
         self.stopping = True
         for worker in list(self.workers.values()):
@@ -409,13 +477,23 @@ class _ProcessBackend:
         target_ctx = self.ctx or multiprocessing
         started = target_ctx.RawValue("Q", 0)
         _pdeathsig()  # look it up once here, so forked workers inherit it
-        proc = target_ctx.Process(
-            target=_worker_main,
-            args=(wid, tasks, self.results, self.worker_func, os.getpid(), started),
-            name=f"fastq-parallel-worker-{wid}",
-            daemon=self.daemon,
-        )
-        proc.start()
+        proc = None
+        if self.forker is not None:
+            try:
+                pid, sentinel = self.forker.start(
+                    (wid, tasks, self.results, self.worker_func, self.owner, started, self.daemon))
+                proc = _ForkedProcess(self.forker, pid, sentinel)
+            except _forker.ForkerGone as exc:  # killed: this thread forks from now on
+                logger.warning("ParallelQueue: %s; the collector thread forks the workers from now on", exc)
+                self.forker = None
+        if proc is None:
+            proc = target_ctx.Process(
+                target=_worker_main,
+                args=(wid, tasks, self.results, self.worker_func, self.owner, started),
+                name=f"fastq-parallel-worker-{wid}",
+                daemon=self.daemon,
+            )
+            proc.start()
         worker = _Worker(wid, proc, tasks, started)
         with self.lock:
             self.workers[wid] = worker

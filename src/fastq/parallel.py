@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import importlib.util
 import multiprocessing
 import multiprocessing.util  # its atexit hook must be registered before ours, so ours runs first
 import operator
@@ -39,7 +40,7 @@ from time import monotonic
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
-from . import _chunk, _cpus
+from . import _chunk, _cpus, _forker
 from ._chunk import _Chunk
 from ._failure import _Failure, _unsent
 from ._process_backend import _ProcessBackend, dumps_callable
@@ -279,11 +280,15 @@ _non_daemon_pools: weakref.WeakSet[_ParallelQueue] = weakref.WeakSet()
 
 @atexit.register
 def _stop_non_daemon_pools() -> None:
-    for pool in list(_non_daemon_pools):
+    pools = list(_non_daemon_pools)
+    for pool in pools:
         try:
             pool.stop()
         except Exception:
             pass
+    for pool in pools:  # multiprocessing waits for the workers it started; the forker's, here
+        if getattr(pool._backend, "forker", None) is not None:
+            pool._backend.join()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -808,10 +813,32 @@ class ParallelSingleTaskQueue(_SingleTask[_R], ParallelQueue):
 def _process_context(func: Callable[..., Any] | None, ctx: Any) -> Any:
     """The process backend's start method: the one asked for (ctx=), else the program's (set_start_method)
     or the platform's default: fork on Linux before Python 3.14, where programs without an
-    `if __name__ == "__main__":` guard must keep working; forkserver from 3.14."""
+    `if __name__ == "__main__":` guard must keep working; forkserver from 3.14. Under fork a
+    single-threaded helper (fastq/_forker.py) forks the workers; where the process has none yet and
+    already runs threads, forking it would draw Python 3.12+'s DeprecationWarning: forkserver
+    then, where the function can travel to it (else the warning is about the program's threads)."""
     if ctx is not None:
         return ctx
-    return multiprocessing.get_context()
+    ctx = multiprocessing.get_context()
+    if (ctx.get_start_method() == "fork" and sys.version_info >= (3, 12) and not _forker.running()
+            and "forkserver" in multiprocessing.get_all_start_methods() and _threaded()
+            and (_travels(func) if func is not None else importlib.util.find_spec("cloudpickle") is not None)):
+        return multiprocessing.get_context("forkserver")
+    return ctx
+
+
+def _threaded() -> bool:
+    """Whether this process runs more than one thread (Python's, or native ones)."""
+    if threading.active_count() > 1:
+        return True
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1]) > 1
+    except (OSError, ValueError):
+        pass
+    return False
 
 
 def _travels(func: Callable[..., Any]) -> bool:

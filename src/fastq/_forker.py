@@ -1,0 +1,251 @@
+"""The forker: a single-threaded helper process that forks ParallelQueue's workers under fork.
+
+Python 3.12+ warns (DeprecationWarning) when a multi-threaded process forks, and a queue's
+process has its collector thread. So the first fork-method queue of a process forks this helper
+from the constructing thread, before it starts a thread of its own; it lives as long as the
+process, and every later fork-method queue of that process asks it too. A request is one
+message on a socketpair: a worker's (pickled) arguments, their file descriptors (SCM_RIGHTS,
+collected as a spawning Popen collects them for the forkserver) and the write end of a pipe
+the worker holds for life, whose read end is the worker's sentinel in the parent. The helper
+forks, replies with the pid, and reaps a worker when the parent asks for its exit status (only
+then: the pid is never reused before the parent knows the worker is gone).
+
+Parent death: the helper reads EOF when the parent process is gone (it polls getppid() too, in
+case another process holds a copy of the parent's end), and exits; workers ask PR_SET_PDEATHSIG
+against the helper, whose only thread is the one that forks them. No death signal against the
+parent: it would fire when the constructing *thread* exits.
+"""
+import atexit
+import os
+import pickle
+import signal
+import socket
+import struct
+import threading
+import time
+from multiprocessing import context as _mp_context, reduction, util
+
+_POLL = 1.0  # seconds: how often the helper checks that its parent is alive
+_REPLY_TIMEOUT = 30.0
+_MAX_MESSAGE = 1 << 16
+_MAX_FDS = 64
+
+_received = []  # in a worker: the descriptors its request carried, for _Received.detach
+
+
+class _Received:
+    """A descriptor of a request, as the worker unpickles it (multiprocessing's DupFd protocol)."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def detach(self):
+        return _received[self.index]
+
+
+class _Collect:
+    """Stands in for multiprocessing's spawning Popen while a request is pickled: every
+    descriptor an object reduces to (a queue's, a shared value's) is sent along with it."""
+
+    DupFd = _Received
+
+    def __init__(self):
+        self.fds = []
+
+    def duplicate_for_child(self, fd):
+        self.fds.append(fd)
+        return len(self.fds) - 1
+
+
+class ForkerGone(OSError):
+    """The helper process is gone (killed, or its parent forked this process)."""
+
+
+class Forker:
+    """The parent's handle on a helper process. start() and reap() may be called from any thread."""
+
+    def __init__(self, run):
+        """Fork the helper now, from this thread. run(*request) runs in each worker and returns
+        its exit code."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                ours.close()
+                code = _serve(theirs, parent, run)
+            finally:
+                os._exit(code)
+        theirs.close()
+        self.pid = pid
+        self.owner = parent
+        self.sock = ours
+        self.sock.settimeout(_REPLY_TIMEOUT)
+        self.lock = threading.Lock()
+        self.gone = False
+
+    def _ask(self, message, fds=()):
+        with self.lock:
+            if self.gone:
+                raise ForkerGone("the worker forker process is gone")
+            try:
+                socket.send_fds(self.sock, [message], list(fds))
+                reply = self.sock.recv(_MAX_MESSAGE)
+            except OSError as exc:  # also socket.timeout: a helper that does not answer is no use
+                reply, error = b"", exc
+            else:
+                error = None
+            if not reply:
+                self.gone = True
+                try:  # reap it, if it has exited
+                    os.waitpid(self.pid, os.WNOHANG)
+                except OSError:
+                    pass
+                raise ForkerGone(f"the worker forker process {self.pid} is gone") from error
+        kind, body = reply[:1], reply[1:]
+        if kind == b"e":
+            raise OSError(body.decode(errors="replace"))
+        return body
+
+    def start(self, request):
+        """Fork a worker that runs run(*request); returns (pid, sentinel fd)."""
+        collect = _Collect()
+        _mp_context.set_spawning_popen(collect)
+        try:
+            payload = reduction.ForkingPickler.dumps(request, pickle.HIGHEST_PROTOCOL)
+        finally:
+            _mp_context.set_spawning_popen(None)
+        r, w = os.pipe()
+        try:
+            body = self._ask(b"s" + payload, collect.fds + [w])
+        except BaseException:
+            os.close(r)
+            raise
+        finally:
+            os.close(w)
+        return struct.unpack("q", body)[0], r
+
+    def reap(self, pid):
+        """pid's exit code (negative: killed by that signal), or None while it runs. A worker
+        of a helper that is gone was killed by its death signal: -SIGKILL."""
+        try:
+            code = struct.unpack("q", self._ask(b"r" + struct.pack("q", pid)))[0]
+        except ForkerGone:
+            return -signal.SIGKILL
+        return None if code == _RUNNING else code
+
+    def close(self):
+        """Let the helper go (it exits on EOF) and reap it."""
+        with self.lock:
+            self.gone = True
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+        deadline = time.monotonic() + 5.0
+        while True:
+            try:
+                done, _ = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if done or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        if not done:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+            except OSError:
+                pass
+
+
+_RUNNING = -(1 << 62)
+
+
+def _serve(sock, parent, run):
+    """The helper's loop: fork a worker per start request, reap one per reap request; exit when
+    the parent is gone."""
+    me = os.getpid()
+    try:  # Ctrl-C reaches the whole process group: the parent decides
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except (ValueError, OSError):
+        pass
+    sock.settimeout(_POLL)
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(sock, _MAX_MESSAGE, _MAX_FDS)
+        except socket.timeout:
+            if os.getppid() != parent:
+                return 0
+            continue
+        except OSError:
+            return 0
+        if not message:  # the parent closed its end, or exited
+            return 0
+        kind, body = message[:1], message[1:]
+        if kind == b"s":
+            try:
+                pid = os.fork()
+            except OSError as exc:
+                reply = b"e" + str(exc).encode()
+            else:
+                if pid == 0:
+                    _worker(sock, me, fds, body, run)
+                reply = b"p" + struct.pack("q", pid)
+            for fd in fds:
+                os.close(fd)
+        else:
+            pid = struct.unpack("q", body)[0]
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # not ours, or reaped already
+                done, status = pid, 255 << 8
+            code = os.waitstatus_to_exitcode(status) if done else _RUNNING
+            reply = b"p" + struct.pack("q", code)
+        try:
+            sock.send(reply)
+        except OSError:
+            return 0
+
+
+def _worker(sock, forker, fds, payload, run):
+    """In a forked worker: unpickle the request (its descriptors come from `fds`) and run it."""
+    code = 1
+    try:
+        sock.close()
+        from ._process_backend import _pdeathsig
+
+        pdeathsig = _pdeathsig()
+        if pdeathsig is not None:
+            pdeathsig()  # against the helper, whose only thread forked this process
+        if os.getppid() != forker:
+            os._exit(1)  # the helper died before prctl took effect
+        atexit._clear()  # the parent's handlers are not this process's (as multiprocessing's fork)
+        _received[:] = fds
+        code = run(*pickle.loads(payload))
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+_shared = None
+_shared_lock = threading.Lock()
+
+
+def running():
+    """Whether this process has a live forker."""
+    forker = _shared
+    return forker is not None and not forker.gone and forker.owner == os.getpid()
+
+
+def shared(run):
+    """This process's forker, forked now (from the calling thread) if it has none."""
+    global _shared
+    with _shared_lock:
+        if not running():
+            _shared = Forker(run)
+        return _shared
