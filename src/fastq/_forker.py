@@ -58,7 +58,7 @@ class _Collect:
 
 
 class ForkerGone(OSError):
-    """The helper process is gone (killed, or its parent forked this process)."""
+    """The helper process is gone (killed), or did not answer in time."""
 
 
 class Forker:
@@ -97,11 +97,7 @@ class Forker:
             else:
                 error = None
             if not reply:
-                self.gone = True
-                try:  # reap it, if it has exited
-                    os.waitpid(self.pid, os.WNOHANG)
-                except OSError:
-                    pass
+                self._let_go()
                 raise ForkerGone(f"the worker forker process {self.pid} is gone") from error
         kind, body = reply[:1], reply[1:]
         if kind == b"e":
@@ -116,14 +112,21 @@ class Forker:
             payload = reduction.ForkingPickler.dumps(request, pickle.HIGHEST_PROTOCOL)
         finally:
             _mp_context.set_spawning_popen(None)
-        r, w = os.pipe()
+        data = _anonymous_file()  # the request travels as a file: no message size limit
         try:
-            body = self._ask(b"s" + payload, collect.fds + [w])
-        except BaseException:
-            os.close(r)
-            raise
+            with open(data, "wb", closefd=False) as f:
+                f.write(payload)
+            os.lseek(data, 0, os.SEEK_SET)
+            r, w = os.pipe()
+            try:
+                body = self._ask(b"s", [data, *collect.fds, w])
+            except BaseException:
+                os.close(r)
+                raise
+            finally:
+                os.close(w)
         finally:
-            os.close(w)
+            os.close(data)
         return struct.unpack("q", body)[0], r
 
     def reap(self, pid):
@@ -136,13 +139,17 @@ class Forker:
         return None if code == _RUNNING else code
 
     def close(self):
-        """Let the helper go (it exits on EOF) and reap it."""
+        """Let the helper go: it exits, and so do the workers it forked."""
         with self.lock:
-            self.gone = True
-            try:
-                self.sock.close()
-            except OSError:
-                pass
+            self._let_go()
+
+    def _let_go(self):
+        """Close our end (the helper exits on EOF, if it has not) and reap it. Lock held."""
+        self.gone = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
         deadline = time.monotonic() + 5.0
         while True:
             try:
@@ -161,6 +168,17 @@ class Forker:
 
 
 _RUNNING = -(1 << 62)
+
+
+def _anonymous_file():
+    try:
+        return os.memfd_create("fastq-worker-request", os.MFD_CLOEXEC)
+    except (AttributeError, OSError):  # no memfd: an unlinked temporary file
+        import tempfile
+
+        fd, path = tempfile.mkstemp(prefix="fastq-worker-request-")
+        os.unlink(path)
+        return fd
 
 
 def _serve(sock, parent, run):
@@ -191,7 +209,7 @@ def _serve(sock, parent, run):
                 reply = b"e" + str(exc).encode()
             else:
                 if pid == 0:
-                    _worker(sock, me, fds, body, run)
+                    _worker(sock, me, fds, run)
                 reply = b"p" + struct.pack("q", pid)
             for fd in fds:
                 os.close(fd)
@@ -209,7 +227,7 @@ def _serve(sock, parent, run):
             return 0
 
 
-def _worker(sock, forker, fds, payload, run):
+def _worker(sock, forker, fds, run):
     """In a forked worker: unpickle the request (its descriptors come from `fds`) and run it."""
     code = 1
     try:
@@ -222,7 +240,9 @@ def _worker(sock, forker, fds, payload, run):
         if os.getppid() != forker:
             os._exit(1)  # the helper died before prctl took effect
         atexit._clear()  # the parent's handlers are not this process's (as multiprocessing's fork)
-        _received[:] = fds
+        with open(fds[0], "rb") as f:
+            payload = f.read()
+        _received[:] = fds[1:]
         code = run(*pickle.loads(payload))
     except BaseException:
         import traceback

@@ -203,12 +203,19 @@ def _worker_main(wid, tasks, results, func, parent_pid, started):
             del message
 
 
-def _run_forked(wid, tasks, results, func, parent_pid, started, daemon):
-    """In a worker the forker forked: run _worker_main as a multiprocessing Process would."""
+def _run_forked(wid, tasks, results, func, parent_pid, started, daemon, inherited=None):
+    """In a worker the forker forked: run _worker_main as a multiprocessing Process would.
+    `inherited`: the single task's function, where the forker inherited it (func is None then)."""
+    if inherited is not None:
+        func = inherited
     proc = multiprocessing.get_context("fork").Process(
         target=_worker_main, args=(wid, tasks, results, func, parent_pid, started),
         name=f"fastq-parallel-worker-{wid}", daemon=daemon)
     return proc._bootstrap()
+
+
+def _run_inheriting(func, *request):
+    return _run_forked(*request, inherited=func)
 
 
 class _ForkedProcess:
@@ -325,27 +332,29 @@ class _ProcessBackend:
         self.ctx = ctx
         self.owner = os.getpid()
         self.forks = ctx is not None and ctx.get_start_method() == "fork"
-        # Under fork the process's forker (fastq/_forker.py, forked now if it has none, before
-        # this queue starts its thread) forks the workers; it is a fork of this process as it
-        # was when the first such queue was made, so functions travel as to a forkserver's. A
-        # single-task function that cannot travel is inherited: the collector forks the workers.
+        # Under fork a single-threaded forker (fastq/_forker.py), forked now if need be, before
+        # this queue starts its thread, forks the workers: the process's shared one, a fork of
+        # this process as it was when the first such queue was made (so functions travel to it
+        # as to a forkserver), or, for a single-task function that cannot travel, one of this
+        # queue's own, which inherits it.
         self.forker = None
+        self.own_forker = False
         self.queue_ctx = ctx
         self.worker_func = func
         if self.forks:
             try:
-                pickled = None if func is None else dumps_callable(func, by_value=True)
+                self.worker_func = None if func is None else dumps_callable(func, by_value=True)
             except TypeError:
-                pass
+                self.forker = _forker.Forker(functools.partial(_run_inheriting, func))
+                self.own_forker = True
+                self.worker_func = None
             else:
                 self.forker = _forker.shared(_run_forked)
-                self.worker_func = pickled
-                # the pure core's queues, sent to the forker, need named semaphores (a fork context's
-                # are unlinked at once); the C core's ignore the context
-                self.queue_ctx = multiprocessing.get_context("spawn")
+            # the pure core's queues, sent to the forker, need named semaphores (a fork context's
+            # are unlinked at once); the C core's ignore the context
+            self.queue_ctx = multiprocessing.get_context("spawn")
         elif func is not None:
             self.worker_func = dumps_callable(func, by_value=True)
-        self.inherits = self.forks and self.forker is None  # workers are forks of this process as it is
         self.lock = threading.Lock()
         self.workers = {}  # wid -> _Worker
         self.backlog = deque()  # (id, payload) waiting for a worker with room
@@ -385,7 +394,7 @@ class _ProcessBackend:
         if cached is not None and cached[0] is func:
             pickled_func = cached[1]
         else:
-            pickled_func = dumps_callable(func, by_value=not self.inherits)
+            pickled_func = dumps_callable(func, by_value=True)  # workers may be forks of an older self
             if type(func) in _PLAIN_FUNCTIONS:
                 if len(self.pickled) >= _FUNCTION_CACHE:
                     self.pickled.clear()
@@ -486,6 +495,8 @@ class _ProcessBackend:
             except _forker.ForkerGone as exc:  # killed: this thread forks from now on
                 logger.warning("ParallelQueue: %s; the collector thread forks the workers from now on", exc)
                 self.forker = None
+                if self.worker_func is None and self.func is not None:
+                    self.worker_func = self.func  # inherited from this process now
         if proc is None:
             proc = target_ctx.Process(
                 target=_worker_main,
@@ -666,3 +677,5 @@ class _ProcessBackend:
             _discard(worker.tasks)
         self.workers.clear()
         _discard(self.results)
+        if self.own_forker and self.forker is not None and os.getpid() == self.owner:
+            self.forker.close()

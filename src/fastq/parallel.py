@@ -33,6 +33,7 @@ import operator
 import os
 import sys
 import threading
+import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -814,17 +815,29 @@ def _process_context(func: Callable[..., Any] | None, ctx: Any) -> Any:
     """The process backend's start method: the one asked for (ctx=), else the program's (set_start_method)
     or the platform's default: fork on Linux before Python 3.14, where programs without an
     `if __name__ == "__main__":` guard must keep working; forkserver from 3.14. Under fork a
-    single-threaded helper (fastq/_forker.py) forks the workers; where the process has none yet and
-    already runs threads, forking it would draw Python 3.12+'s DeprecationWarning: forkserver
-    then, where the function can travel to it (else the warning is about the program's threads)."""
+    single-threaded helper (fastq/_forker.py) forks the workers. Where the process has none yet
+    and already runs threads, forking it draws Python 3.12+'s DeprecationWarning: if the warning
+    filters would show it (-W error::DeprecationWarning, say) and the function can travel,
+    forkserver instead; else the (ignored) warning is about the program's own threads."""
     if ctx is not None:
         return ctx
     ctx = multiprocessing.get_context()
     if (ctx.get_start_method() == "fork" and sys.version_info >= (3, 12) and not _forker.running()
-            and "forkserver" in multiprocessing.get_all_start_methods() and _threaded()
+            and "forkserver" in multiprocessing.get_all_start_methods() and _threaded() and _fork_warning_shows()
             and (_travels(func) if func is not None else importlib.util.find_spec("cloudpickle") is not None)):
         return multiprocessing.get_context("forkserver")
     return ctx
+
+
+def _fork_warning_shows() -> bool:
+    """Whether the warning filters let through a DeprecationWarning raised where the forker forks."""
+    with warnings.catch_warnings(record=True) as caught:  # the filters as they are, nothing printed
+        try:
+            warnings.warn_explicit("probe", DeprecationWarning, _forker.__file__, 1, module=_forker.__name__,
+                                   registry={})
+        except DeprecationWarning:
+            return True
+    return bool(caught)
 
 
 def _threaded() -> bool:
