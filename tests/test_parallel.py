@@ -406,33 +406,143 @@ _NO_FORK_WARNING_SCRIPT = textwrap.dedent("""
     import os, signal, sys, threading, time
     import fastq, fastq.pure
     ns = fastq.pure if sys.argv[1] == "python" else fastq
-    threading.Thread(target=time.sleep, args=(3,), daemon=True).start()  # a threaded program
-    with ns.ParallelQueue(2) as a, ns.ParallelQueue(2) as b:
+    if sys.argv[2] == "threaded":  # threads before the first queue
+        threading.Thread(target=time.sleep, args=(3,), daemon=True).start()
+    k = 3
+
+    def closure(x):
+        return x * k
+
+    closure.__qualname__ = "nowhere.closure"  # it cannot travel: forked workers inherit it
+    with ns.ParallelQueue(2) as a, ns.ParallelQueue(2) as b, ns.ParallelSingleTaskQueue(closure, 2) as c:
         assert list(a.map(abs, range(-5, 5))) == list(b.map(abs, range(-5, 5)))
-        os.kill(a._backend.pids()[0], signal.SIGKILL)  # a replacement starts
-        a.put(time.sleep, 0.5)
-        a.put(abs, -3)
-        for _ in range(2):
+        assert list(c.map(range(4))) == [0, 3, 6, 9]
+        for q, task in ((a, (time.sleep, 0.5)), (c, (1,))):
+            os.kill(q._backend.pids()[0], signal.SIGKILL)  # a replacement starts
+            q.put(*task)
             try:
-                a.get(timeout=60)
+                q.get(timeout=60)
             except fastq.WorkerDied:
                 pass
-        deadline = time.monotonic() + 60
-        while len(a._backend.pids()) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        print(a._backend.ctx.get_start_method(), len(a._backend.pids()))
+            deadline = time.monotonic() + 60
+            while len(q._backend.pids()) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        print(a._backend.ctx.get_start_method(), len(a._backend.pids()), len(c._backend.pids()))
+    with ns.ParallelQueue(2) as d:  # closed and made again, in a process with threads now
+        assert list(d.map(abs, range(-5, 5))) == list(range(5, 0, -1)) + list(range(5))
 """)
 
 
-def test_no_fork_deprecation_warning_from_fastqs_workers(impl):
-    # Python 3.12+ warns when a multi-threaded process forks; forkserver forks from a single thread
+@pytest.mark.parametrize("threads", ["plain", "threaded"])
+def test_no_fork_deprecation_warning_from_fastqs_workers(impl, threads):
+    # Python 3.12+ warns when a multi-threaded process forks: workers come from a single-threaded
+    # process (the forker, forked before the queue's own thread, or the forkserver)
+    expected = multiprocessing.get_context().get_start_method()
+    users_threads_warn = False  # a threaded program's own threads, at the forker's fork
+    if threads == "threaded" and expected == "fork" and sys.version_info >= (3, 12):
+        if _has_cloudpickle():
+            expected = "forkserver"  # the warning would show: forkserver, where functions travel
+        else:
+            users_threads_warn = True
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     for flag in ("always::DeprecationWarning", "error::DeprecationWarning"):
-        proc = subprocess.run([sys.executable, "-W", flag, "-c", _NO_FORK_WARNING_SCRIPT, impl.name],
+        proc = subprocess.run([sys.executable, "-W", flag, "-c", _NO_FORK_WARNING_SCRIPT, impl.name, threads],
                               capture_output=True, text=True, env=env, timeout=120)
         assert proc.returncode == 0, proc.stderr
-        assert "fork()" not in proc.stderr, proc.stderr
-        assert proc.stdout.split() == [multiprocessing.get_context().get_start_method(), "2"]
+        if not users_threads_warn:
+            assert "fork()" not in proc.stderr, proc.stderr
+        assert proc.stdout.split() == [expected, "2", "2"]
+
+
+def _has_cloudpickle():
+    try:
+        import cloudpickle  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+_NO_GUARD_SCRIPT = textwrap.dedent("""
+    # no `if __name__ == "__main__":` guard: workers that re-imported this file would run it again
+    import sys, threading, time
+    import fastq, fastq.pure
+    ns = fastq.pure if sys.argv[1] == "python" else fastq
+    if sys.argv[2] == "threaded":
+        threading.Thread(target=time.sleep, args=(3,), daemon=True).start()
+
+    def square(x):
+        return x * x
+
+    k = 3
+
+    def times_k(x):
+        return x * k
+
+    pq = ns.ParallelQueue(2)
+    for i in range(100):
+        pq.put(square, i)
+    print(pq._backend.ctx.get_start_method(), sum(pq.get(timeout=60) for _ in range(100)))
+    pq.stop()
+    pq.join(60)
+    with ns.ParallelSingleTaskQueue(times_k, 2) as st:
+        print(list(st.map(range(4))))
+""")
+
+
+@pytest.mark.skipif(multiprocessing.get_context().get_start_method() != "fork",
+                    reason="the platform's default start method is not fork")
+@pytest.mark.parametrize("threads", ["plain", "threaded"])
+def test_a_script_without_a_main_guard_runs_with_the_default_start_method(impl, tmp_path, threads):
+    script = tmp_path / "script.py"
+    script.write_text(_NO_GUARD_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.run([sys.executable, str(script), impl.name, threads], capture_output=True, text=True,
+                          env=env, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [f"fork {sum(i * i for i in range(100))}", "[0, 3, 6, 9]"]
+
+
+def test_a_killed_forker_costs_the_tasks_its_workers_ran_and_the_stream_goes_on(make, caplog):
+    pq = make(ctx=FORK)
+    forker = pq._backend.forker
+    assert forker is not None
+    pq.put(echo_after, 1, 30.0)
+    time.sleep(0.5)  # running
+    os.kill(forker.pid, signal.SIGKILL)  # its workers die with it (their death signal)
+    with pytest.raises(WorkerDied, match="SIGKILL"):
+        pq.get(timeout=30)
+    assert list(pq.map(square, range(20))) == [i * i for i in range(20)]  # forked by the collector now
+    assert any("forker" in r.getMessage() for r in caplog.records)
+    assert not alive(forker.pid)
+    again = make(ctx=FORK)  # a new queue gets a new forker
+    assert again._backend.forker.pid != forker.pid
+    assert list(again.map(square, range(5))) == [i * i for i in range(5)]
+
+
+_FORKED_PARENT_SCRIPT = textwrap.dedent("""
+    import os, sys
+    import fastq, fastq.pure
+    ns = fastq.pure if sys.argv[1] == "python" else fastq
+    pq = ns.ParallelQueue(2)
+    assert list(pq.map(abs, range(-3, 0))) == [3, 2, 1]
+    pids = pq._backend.pids()
+    child = os.fork()  # the copy exits through its atexit hooks: the queue's workers are not its
+    if child == 0:
+        sys.exit(0)
+    assert os.waitpid(child, 0)[1] == 0
+    assert list(pq.map(abs, range(-3, 0))) == [3, 2, 1] and pq._backend.pids() == pids
+    pq.stop()
+    pq.join(60)
+    print("ok")
+""")
+
+
+def test_a_fork_of_the_queues_process_leaves_its_workers_alone(impl):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.run([sys.executable, "-c", _FORKED_PARENT_SCRIPT, impl.name], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["ok"]
 
 
 def test_unpicklable_result_raises_at_its_get(make):
@@ -1236,7 +1346,8 @@ _ORPHAN_SCRIPT = textwrap.dedent("""
     from fastq import ParallelQueue
     pq = ParallelQueue(2, ctx=multiprocessing.get_context(sys.argv[1]) if sys.argv[1] != "default" else None)
     pq.put(time.sleep, 30)
-    print(" ".join(map(str, pq._backend.pids())), flush=True)
+    forker = pq._backend.forker
+    print(" ".join(map(str, pq._backend.pids() + ([forker.pid] if forker else []))), flush=True)
     time.sleep(0.2)
     os.kill(os.getpid(), signal.SIGKILL)
 """)
@@ -1249,7 +1360,8 @@ def test_workers_exit_when_the_parent_is_killed(method):
                           timeout=30)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     pids = [int(p) for p in proc.stdout.split()]
-    assert len(pids) == 2
+    forks = (method == "default" and multiprocessing.get_context().get_start_method() == "fork") or method == "fork"
+    assert len(pids) == 2 + forks  # the workers, and the forker that forked them
     assert wait_gone(pids, 10)
 
 
