@@ -30,7 +30,7 @@ _REPLY_TIMEOUT = 30.0
 _MAX_MESSAGE = 1 << 16
 _MAX_FDS = 64
 
-_received = []  # in a worker: the descriptors its request carried, for _Received.detach
+_received: list[int] = []  # in a worker: the descriptors its request carried, for _Received.detach
 
 
 class _Received:

@@ -23,14 +23,14 @@ on Linux, plus a getppid() check on every idle slice), and ignore SIGINT (the pa
 
 Start method (fastq/parallel.py chooses it): forkserver, spawn or fork. Functions travel by
 reference where pickle can send them, else by value through cloudpickle (an extra: a lambda, a
-closure, or a function of __main__ where the workers were not forked from this process and so
-lack what the interactive session defined). Under fork the collector thread forks the workers,
-the first ones and the replacements, because PR_SET_PDEATHSIG fires when the *thread* that forked
-exits, and the collector lives as long as the workers do (Python 3.12+ warns about fork in a
-threaded process, as it does for multiprocessing.Pool). Under forkserver the server, a
-single-threaded process, forks them: their death signal follows the server, which exits when this
-process has and no process holds its "alive" pipe (workers close their copy); a worker also checks
-on every idle slice that this process is alive.
+closure, or a function of __main__ where the workers are not forks of this process as it is).
+Under fork the forker (fastq/_forker.py), a single-threaded helper forked before this queue's
+thread started, forks the workers, the first ones and the replacements (no fork of a threaded
+process, which Python 3.12+ warns about); they are not this process's children: the forker
+reaps them when asked (_ForkedProcess). If the forker is gone, the collector thread forks them,
+as multiprocessing does. Under forkserver the server forks them: their death signal follows the
+server, which exits when this process has and no process holds its "alive" pipe (workers close
+their copy); a worker also checks on every idle slice that this process is alive.
 """
 import functools
 import itertools

@@ -318,7 +318,8 @@ class _ParallelQueue:
     down, and worker_count does not apply). daemon: daemon worker processes/threads are
     killed when the interpreter exits; non-daemon ones are stopped then and finish their
     tasks (and non-daemon processes may start processes of their own). ctx: the process
-    backend's multiprocessing context (default: the program's, else the platform's);
+    backend's multiprocessing context (default: the program's, else the platform's: fork on
+    Linux before 3.14, where a single-threaded helper process forks the workers);
     lambdas and closures reach its workers through cloudpickle (the fastq-queue[cloudpickle]
     extra).
 
