@@ -414,7 +414,8 @@ _NO_FORK_WARNING_SCRIPT = textwrap.dedent("""
         return x * k
 
     closure.__qualname__ = "nowhere.closure"  # it cannot travel: forked workers inherit it
-    with ns.ParallelQueue(2) as a, ns.ParallelQueue(2) as b, ns.ParallelSingleTaskQueue(closure, 2) as c:
+    # (made first, while the process has no thread: the forker it forks inherits the closure)
+    with ns.ParallelSingleTaskQueue(closure, 2) as c, ns.ParallelQueue(2) as a, ns.ParallelQueue(2) as b:
         assert list(a.map(abs, range(-5, 5))) == list(b.map(abs, range(-5, 5)))
         assert list(c.map(range(4))) == [0, 3, 6, 9]
         for q, task in ((a, (time.sleep, 0.5)), (c, (1,))):

@@ -262,10 +262,15 @@ def running():
     return forker is not None and not forker.gone and forker.owner == os.getpid()
 
 
-def shared(run):
-    """This process's forker, forked now (from the calling thread) if it has none."""
+def shared(run, own=False):
+    """(forker, whether it is the caller's own to close): this process's forker, forked now from
+    the calling thread with `run` if it has none; else, with `own`, a new one for the caller,
+    which needs `run`."""
     global _shared
     with _shared_lock:
         if not running():
             _shared = Forker(run)
-        return _shared
+            return _shared, False
+        if own:
+            return Forker(run), True
+        return _shared, False

@@ -205,13 +205,16 @@ def _worker_main(wid, tasks, results, func, parent_pid, started):
 
 def _run_forked(wid, tasks, results, func, parent_pid, started, daemon, inherited=None):
     """In a worker the forker forked: run _worker_main as a multiprocessing Process would.
-    `inherited`: the single task's function, where the forker inherited it (func is None then)."""
-    if inherited is not None:
+    `inherited`: the single-task function the forker inherited, for func _INHERIT."""
+    if type(func) is str:  # _INHERIT
         func = inherited
     proc = multiprocessing.get_context("fork").Process(
         target=_worker_main, args=(wid, tasks, results, func, parent_pid, started),
         name=f"fastq-parallel-worker-{wid}", daemon=daemon)
     return proc._bootstrap()
+
+
+_INHERIT = "inherit"  # a worker's func: the one its forker inherited
 
 
 def _run_inheriting(func, *request):
@@ -333,23 +336,22 @@ class _ProcessBackend:
         self.owner = os.getpid()
         self.forks = ctx is not None and ctx.get_start_method() == "fork"
         # Under fork a single-threaded forker (fastq/_forker.py), forked now if need be, before
-        # this queue starts its thread, forks the workers: the process's shared one, a fork of
-        # this process as it was when the first such queue was made (so functions travel to it
-        # as to a forkserver), or, for a single-task function that cannot travel, one of this
-        # queue's own, which inherits it.
+        # this queue starts its thread, forks the workers: the process's, a fork of this process
+        # as it was when the first such queue was made (so functions travel to it as to a
+        # forkserver). A single-task function that cannot travel is inherited: by the process's
+        # forker if this queue forks it, else by one of this queue's own.
         self.forker = None
         self.own_forker = False
         self.queue_ctx = ctx
         self.worker_func = func
-        if self.forks:
+        if self.forks and sys.platform.startswith("linux"):  # (its death signal and socket type are Linux's)
             try:
                 self.worker_func = None if func is None else dumps_callable(func, by_value=True)
             except TypeError:
-                self.forker = _forker.Forker(functools.partial(_run_inheriting, func))
-                self.own_forker = True
-                self.worker_func = None
+                self.worker_func = _INHERIT
+                self.forker, self.own_forker = _forker.shared(functools.partial(_run_inheriting, func), own=True)
             else:
-                self.forker = _forker.shared(_run_forked)
+                self.forker, _ = _forker.shared(_run_forked)
             # the pure core's queues, sent to the forker, need named semaphores (a fork context's
             # are unlinked at once); the C core's ignore the context
             self.queue_ctx = multiprocessing.get_context("spawn")
@@ -495,7 +497,7 @@ class _ProcessBackend:
             except _forker.ForkerGone as exc:  # killed: this thread forks from now on
                 logger.warning("ParallelQueue: %s; the collector thread forks the workers from now on", exc)
                 self.forker = None
-                if self.worker_func is None and self.func is not None:
+                if self.worker_func is _INHERIT:
                     self.worker_func = self.func  # inherited from this process now
         if proc is None:
             proc = target_ctx.Process(
