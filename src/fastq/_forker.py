@@ -1,9 +1,10 @@
 """The forker: a single-threaded helper process that forks ParallelQueue's workers under fork.
 
 Python 3.12+ warns (DeprecationWarning) when a multi-threaded process forks, and a queue's
-process has its collector thread. So the first fork-method queue of a process forks this helper
-from the constructing thread, before it starts a thread of its own; it lives as long as the
-process, and every later fork-method queue of that process asks it too. A request is one
+process has its collector thread. So a fork-method queue forks this helper from the constructing thread,
+before it starts a thread of its own, where the process runs no other thread (the helper is then
+a fork of the process as it is, as the workers were); queues made while others run share the
+last one. It lives until the process exits or a later queue replaces it. A request is one
 message on a socketpair: a worker's (pickled) arguments, their file descriptors (SCM_RIGHTS,
 collected as a spawning Popen collects them for the forkserver) and the write end of a pipe
 the worker holds for life, whose read end is the worker's sentinel in the parent. The helper
@@ -29,6 +30,7 @@ _POLL = 1.0  # seconds: how often the helper checks that its parent is alive
 _REPLY_TIMEOUT = 30.0
 _MAX_MESSAGE = 1 << 16
 _MAX_FDS = 64
+_SETTLE = 0.05
 
 _received: list[int] = []  # in a worker: the descriptors its request carried, for _Received.detach
 
@@ -262,12 +264,39 @@ def running():
     return forker is not None and not forker.gone and forker.owner == os.getpid()
 
 
+def threaded():
+    """Whether this process runs more than one thread: Python's, or native ones (a thread just
+    joined may linger in the kernel a few milliseconds: given up to _SETTLE seconds to go)."""
+    if threading.active_count() > 1:
+        return True
+    deadline = time.monotonic() + _SETTLE
+    while _native_threads() > 1:
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.001)
+    return False
+
+
+def _native_threads():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 1
+
+
 def shared(run, own=False):
-    """(forker, whether it is the caller's own to close): this process's forker, forked now from
-    the calling thread with `run` if it has none; else, with `own`, a new one for the caller,
-    which needs `run`."""
+    """(forker, whether it is the caller's own to close). This process's forker, forked now from
+    the calling thread with `run` where the process runs no other thread (a fork of the process
+    as it is now; the one before it serves nobody: every queue that used it had a thread, now
+    gone) or has none; else, with `own`, a new one for the caller, which needs `run`."""
     global _shared
     with _shared_lock:
+        if running() and not threaded():
+            _shared.close()
         if not running():
             _shared = Forker(run)
             return _shared, False

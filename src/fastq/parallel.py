@@ -824,7 +824,7 @@ def _process_context(func: Callable[..., Any] | None, ctx: Any) -> Any:
         return ctx
     ctx = multiprocessing.get_context()
     if (ctx.get_start_method() == "fork" and sys.version_info >= (3, 12) and not _forker.running()
-            and "forkserver" in multiprocessing.get_all_start_methods() and _threaded() and _fork_warning_shows()
+            and "forkserver" in multiprocessing.get_all_start_methods() and _forker.threaded() and _fork_warning_shows()
             and (_travels(func) if func is not None else importlib.util.find_spec("cloudpickle") is not None)):
         return multiprocessing.get_context("forkserver")
     return ctx
@@ -839,20 +839,6 @@ def _fork_warning_shows() -> bool:
         except DeprecationWarning:
             return True
     return bool(caught)
-
-
-def _threaded() -> bool:
-    """Whether this process runs more than one thread (Python's, or native ones)."""
-    if threading.active_count() > 1:
-        return True
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Threads:"):
-                    return int(line.split()[1]) > 1
-    except (OSError, ValueError):
-        pass
-    return False
 
 
 def _travels(func: Callable[..., Any]) -> bool:
