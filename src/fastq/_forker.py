@@ -1,15 +1,18 @@
 """The forker: a single-threaded helper process that forks ParallelQueue's workers under fork.
 
 Python 3.12+ warns (DeprecationWarning) when a multi-threaded process forks, and a queue's
-process has its collector thread. So a fork-method queue forks this helper from the constructing thread,
-before it starts a thread of its own, where the process runs no other thread (the helper is then
-a fork of the process as it is, as the workers were); queues made while others run share the
-last one. It lives until the process exits or a later queue replaces it. A request is one
-message on a socketpair: a worker's (pickled) arguments, their file descriptors (SCM_RIGHTS,
-collected as a spawning Popen collects them for the forkserver) and the write end of a pipe
-the worker holds for life, whose read end is the worker's sentinel in the parent. The helper
-forks, replies with the pid, and reaps a worker when the parent asks for its exit status (only
-then: the pid is never reused before the parent knows the worker is gone).
+process has its collector thread. So a fork-method queue forks this helper from the
+constructing thread, before it starts a thread of its own, where the process runs no other
+thread (the helper is then a fork of the process as it is, as the workers were); queues made
+while threads run share the last one. It lives until the process exits or a later queue
+replaces it.
+
+A request is one message on a socketpair: the file descriptors of a worker's arguments
+(SCM_RIGHTS, collected as a spawning Popen collects them for the forkserver), the arguments
+pickled in a memfd, and the write end of a pipe the worker holds for life, whose read end is
+the worker's sentinel in the parent. The helper forks, replies with the pid, and reaps a worker
+when the parent asks for its exit code (only then: the pid is never reused before the parent
+knows the worker is gone).
 
 Parent death: the helper reads EOF when the parent process is gone (it polls getppid() too, in
 case another process holds a copy of the parent's end), and exits; workers ask PR_SET_PDEATHSIG

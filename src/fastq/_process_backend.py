@@ -335,11 +335,11 @@ class _ProcessBackend:
         self.ctx = ctx
         self.owner = os.getpid()
         self.forks = ctx is not None and ctx.get_start_method() == "fork"
-        # Under fork a single-threaded forker (fastq/_forker.py), forked now if need be, before
-        # this queue starts its thread, forks the workers: the process's, a fork of this process
-        # as it was when the first such queue was made (so functions travel to it as to a
-        # forkserver). A single-task function that cannot travel is inherited: by the process's
-        # forker if this queue forks it, else by one of this queue's own.
+        # Under fork a single-threaded forker (fastq/_forker.py) forks the workers: one forked
+        # now, before this queue starts its thread, where no other thread runs, else the
+        # process's last one, a fork of the process as it was then (functions travel to it as to
+        # a forkserver). A single-task function that cannot travel is inherited: by the forker
+        # if this queue forks it, else by one of this queue's own.
         self.forker = None
         self.own_forker = False
         self.queue_ctx = ctx
