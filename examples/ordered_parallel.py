@@ -6,7 +6,6 @@ where each batch ends. Prints one line per batch: "batch 0: [0, 1, 4, 9, 16]" an
 """
 import random
 import sys
-import threading
 import time
 
 
@@ -24,14 +23,10 @@ def main(batches=3, size=5):
     import fastq
 
     with fastq.ParallelQueue(worker_count=2) as pq:
-        def feed():  # put from a thread: put() blocks when the window is full
-            for b in range(batches):
-                for i in range(b * size, (b + 1) * size):
-                    pq.put(square, i)
-                pq.put(BatchDone(b))
-
-        feeder = threading.Thread(target=feed)
-        feeder.start()
+        for b in range(batches):  # put() never waits: tasks beyond the window wait in line
+            for i in range(b * size, (b + 1) * size):
+                pq.put(square, i)
+            pq.put(BatchDone(b))
         batch = []
         done = 0
         while done < batches:
@@ -42,8 +37,6 @@ def main(batches=3, size=5):
                 done += 1
             else:
                 batch.append(item)
-        feeder.join()
-
 
 if __name__ == "__main__":
     main(int(sys.argv[1]) if len(sys.argv) > 1 else 3)

@@ -21,10 +21,10 @@ def pure_copy(tmp_path):
     return tmp_path
 
 
-def _import(where, env=None, note=None):
+def _import(where, env=None, note=None, before=""):
     if note is not None:
         (where / "fastq" / "_build_note.py").write_text(f"C_EXTENSION = {note[0]!r}\nREASON = {note[1]!r}\n")
-    code = "import warnings; warnings.simplefilter('always'); import fastq; print(fastq.IMPLEMENTATION)"
+    code = before + "import warnings; warnings.simplefilter('always'); import fastq; print(fastq.IMPLEMENTATION)"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FASTQ_")}
     out = subprocess.run([sys.executable, "-c", code], cwd=where, capture_output=True, text=True, timeout=60,
                          env={**clean, "PYTHONPATH": str(where), **(env or {})})
@@ -37,6 +37,12 @@ def test_an_accidental_pure_install_warns_once_that_the_c_extension_was_not_buil
     err = _import(pure_copy)
     assert err.count("RuntimeWarning") == 1 and "the C extension was not built" in err
     assert "circular import" not in err
+
+
+def test_the_fallback_is_logged_to_the_fastq_logger(pure_copy):
+    err = _import(pure_copy, before="import logging; logging.basicConfig(format='LOG %(name)s %(levelname)s %(message)s'); ")
+    assert "LOG fastq WARNING the C extension was not built" in err and "using the pure-Python cores" in err
+    assert err.count("RuntimeWarning") == 1
 
 
 def test_the_warning_carries_the_build_failure(pure_copy):

@@ -27,8 +27,8 @@ What is checked (any failure is a violation; the exit status is 1 if there was o
 - nothing lost but what a kill may lose: every message whose put() returned arrives, except at most
   the ones each killed consumer held (its get_many batch); a killed producer's message in flight may
   arrive or not, nothing beyond it may arrive;
-- ParallelQueue: results in submission order, each the right one, or WorkerDied for a task a killed
-  worker held (at most its credit per kill); a map() yields its results in order until a
+- ParallelQueue: results in submission order, each the right one, or WorkerDied for the task a
+  killed worker ran (at most one per kill: the tasks queued behind it run elsewhere); a map() yields its results in order until a
   WorkerDied ends it (at most one per kill); the stream goes on after every kill;
 - nothing hangs: every wait is bounded (STALL seconds without a delivery while producers and
   consumers live, WAIT seconds for a graceful exit); surviving processes exit cleanly;
@@ -604,7 +604,6 @@ class ParallelRound:
             if use_map:
                 self._maps(pq, count, window)
                 return
-            credit = max(2, min(64, window // count))
             next_put = next_get = died = 0
             done_kills = 0
             next_kill = time.monotonic() + _gap(rng)
@@ -645,9 +644,8 @@ class ParallelRound:
                 if done_kills < self.kills and now >= next_kill:
                     done_kills += self._kill_a_worker()
                     next_kill = now + _gap(rng)
-            if died > done_kills * credit:
-                raise Violation(f"par: {died} WorkerDied for {done_kills} kills of workers holding at most "
-                                f"{credit} tasks each")
+            if died > done_kills:
+                raise Violation(f"par: {died} WorkerDied for {done_kills} kills (one task each at most)")
             # the pool still works (a task sent to the last victim before it was buried may still
             # come back as WorkerDied), then stops cleanly
             for attempt in range(3):
@@ -661,9 +659,11 @@ class ParallelRound:
                     died += 1
             else:
                 raise Violation("par: the pool does not work after the kills (WorkerDied)")
+            if died > done_kills:
+                raise Violation(f"par: {died} WorkerDied for {done_kills} kills (one task each at most)")
             self._wind_down(pq, "par", next_put, died, count + done_kills)
             self.log(f"par: {done_kills} kills, {count} workers, window {window}: {next_put} tasks, "
-                     f"{died} WorkerDied (<= {done_kills * credit})")
+                     f"{died} WorkerDied (<= {done_kills})")
         finally:
             pq.stop()
             pq.join(WAIT)

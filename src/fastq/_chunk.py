@@ -61,6 +61,14 @@ def next_size(size: int, chunk: _Chunk) -> int:
     return max(1, min(want, 2 * size, MAX_ITEMS))
 
 
+def tail_floor(chunk: _Chunk) -> int:
+    """Items below which a group towards the end is not shrunk: a group of less than TARGET / 8
+    of work (well under a millisecond) leaves no worker idle long enough to matter, and each
+    smaller one would add a message."""
+    per_item = chunk.took / chunk.count
+    return MAX_ITEMS if per_item <= 0 else max(1, min(MAX_ITEMS, int(TARGET / 8 / per_item)))
+
+
 def byte_cap(count: int, nbytes: int) -> int:
     """Items per group that keep a group of `count` items serialized to `nbytes` under MAX_BYTES
     (nbytes 0: not serialized here, no cap): big items travel a few at a time, as they would alone."""

@@ -40,6 +40,9 @@ def c_core():
         if reason is not None:
             import warnings
 
+            from ._log import logger
+
+            logger.warning("%s; using the pure-Python cores", reason)
             warnings.warn(f"fastq: {reason}; using the pure-Python cores (fastq.IMPLEMENTATION == 'python')",
                           RuntimeWarning, stacklevel=3)
         return None

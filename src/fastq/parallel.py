@@ -4,8 +4,9 @@ Written once, in the _ParallelQueue and _SingleTask mixins, whose `_ReorderBuffe
 (thread backend) and `_ProcessQueue` (process backend) attributes name the cores: ParallelQueue here
 sits on fastq's (the C ones where built), fastq.pure.parallel's on the pure ones.
 
-How it works. `put(func, *args)` reserves the next packet id in a ReorderBuffer (blocking while the
-window is full: that is the back-pressure) and hands (id, task) to a backend; whatever runs the task
+How it works. `put(func, *args)` reserves the next packet id in a ReorderBuffer and hands (id, task)
+to a backend; while the window is full, tasks wait in a FIFO backlog instead, which get() moves into
+the ids it frees (so put never waits for a consumer, unless a maxsize says so); whatever runs the task
 files its result under the id, and `get()` takes results out of the buffer in id order. A
 non-callable put goes straight into the buffer (passthrough, in order). Every reserved id gets
 filled: the task is serialized before its id is reserved, and if sending fails anyway the id is
@@ -25,24 +26,26 @@ from __future__ import annotations
 
 import atexit
 import functools
+import importlib.util
 import multiprocessing
 import multiprocessing.util  # its atexit hook must be registered before ours, so ours runs first
 import operator
 import os
-import pickle
 import sys
 import threading
+import warnings
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from time import monotonic
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
-from . import _chunk
+from . import _chunk, _cpus, _forker
 from ._aio_parallel import _AsyncResults
 from ._chunk import _Chunk
-from ._failure import _PROTOCOL, _Failure, _unsent
-from ._process_backend import _ProcessBackend
+from ._failure import _Failure, _unsent
+from ._process_backend import _ProcessBackend, dumps_callable
 from . import ProcessQueue, Queue, ReorderBuffer
 from .errors import Closed, Empty, Full, ShutDown, WorkerDied
 
@@ -75,13 +78,8 @@ class _Backend(Protocol):
 
 
 def _cpu_count() -> int:
-    count = getattr(os, "process_cpu_count", None)
-    if count is not None:
-        return count() or 1
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:
-        return os.cpu_count() or 1
+    """The CPUs this process may use: its affinity, capped by its cgroup's CPU quota (fastq/_cpus.py)."""
+    return _cpus.cpu_count()
 
 
 def default_buffer_size(cpus: int | None = None) -> int:
@@ -284,11 +282,15 @@ _non_daemon_pools: weakref.WeakSet[_ParallelQueue] = weakref.WeakSet()
 
 @atexit.register
 def _stop_non_daemon_pools() -> None:
-    for pool in list(_non_daemon_pools):
+    pools = list(_non_daemon_pools)
+    for pool in pools:
         try:
             pool.stop()
         except Exception:
             pass
+    for pool in pools:  # multiprocessing waits for the workers it started; the forker's, here
+        if getattr(pool._backend, "forker", None) is not None:
+            pool._backend.join()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,20 +308,28 @@ class _ParallelQueue(_AsyncResults):
     as `__cause__` when it could be brought back); a worker process that dies holding a task
     surfaces there as WorkerDied, a replacement starts and the stream goes on.
 
-    At most `buffer_size` results are reserved and not yet taken by get(): past that, put()
-    blocks (queue.Full on timeout). So a caller that puts everything before it gets anything
-    must put from another thread, or use map(), which does that for it.
+    At most `buffer_size` tasks are running or held for reordering (the window); tasks put
+    beyond it wait in line in this process, each as its pickled bytes (the process backend),
+    and enter the window as get() takes results. So put() never waits and a program may put
+    everything before it gets anything. maxsize > 0 bounds the tasks put and not yet taken
+    by get(): put() then blocks while that many are pending (queue.Full on timeout).
 
     backend: "process" (the default), "thread", a concurrent.futures.Executor or a
     distributed.Client (those two are the caller's: stop() and join() do not shut them
     down, and worker_count does not apply). daemon: daemon worker processes/threads are
     killed when the interpreter exits; non-daemon ones are stopped then and finish their
-    tasks (and non-daemon processes may start processes of their own).
+    tasks (and non-daemon processes may start processes of their own). ctx: the process
+    backend's multiprocessing context (default: the program's, else the platform's: fork on
+    Linux before 3.14, where a single-threaded helper process forks the workers);
+    lambdas and closures reach its workers through cloudpickle (the fastq-queue[cloudpickle]
+    extra).
 
     stop() refuses further puts; workers finish what was put. Iteration yields results until
     the queue is stopped and drained; get() then raises Closed. join(timeout) waits for the
-    workers after stop(). As a context manager, the exit stops and joins. put() and get()
-    may be called from any thread.
+    workers. As a context manager, the exit stops and joins (so take the results beyond the
+    window inside the block: they wait for get(); an exception leaving the block drops the
+    tasks still waiting beyond the window, which never started). put() and get() may be
+    called from any thread.
     """
 
     _single_task = False
@@ -329,11 +339,11 @@ class _ParallelQueue(_AsyncResults):
     _ProcessQueue: ClassVar[Callable[..., Any]]
 
     def __init__(self, worker_count: int | None = None, *, backend: Any = "process", buffer_size: int | None = None,
-                 daemon: bool = True, _start: int = 0) -> None:
-        self._init(None, worker_count, backend, buffer_size, daemon, _start)
+                 maxsize: int = 0, daemon: bool = True, ctx: Any = None, _start: int = 0) -> None:
+        self._init(None, worker_count, backend, buffer_size, maxsize, daemon, ctx, _start)
 
     def _init(self, func: Callable[..., Any] | None, worker_count: int | None, backend: Any,
-              buffer_size: int | None, daemon: bool, start: int) -> None:
+              buffer_size: int | None, maxsize: int, daemon: bool, ctx: Any, start: int) -> None:
         cpus = _cpu_count()
         if worker_count is None:
             worker_count = cpus
@@ -346,12 +356,27 @@ class _ParallelQueue(_AsyncResults):
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be at least 1, not {buffer_size}")
         buffer_size = 1 << (buffer_size - 1).bit_length()  # the window is a power of two
+        maxsize = operator.index(maxsize)
+        if maxsize < 0:
+            raise ValueError(f"maxsize must be 0 (unbounded) or more, not {maxsize}")
+        if ctx is not None:
+            if backend != "process":
+                raise ValueError(f"ctx applies to the process backend only, not to {backend!r}")
+            if not callable(getattr(ctx, "get_start_method", None)):
+                raise TypeError(f"'ctx' must be a multiprocessing context (multiprocessing.get_context(...)), "
+                                f"not {type(ctx).__name__}")
         self.worker_count = worker_count
         self.buffer_size = buffer_size
+        self.maxsize = maxsize
         self._buffer: ReorderBuffer[Any] = self._ReorderBuffer(buffer_size, start=start)
         self._start = start
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # puts waiting for maxsize
+        # Tasks beyond the window wait here, in order, as (is a task, prepared task or passthrough
+        # item); get() moves them into the window as it frees ids.
+        self._backlog: deque[tuple[bool, Any]] = deque()
         self._stopped = False
+        self._stop_event = threading.Event()  # join(timeout) before stop() waits on it
         # stop() tells the backend to stop once every reserved id was handed over (sent,
         # passed through or filled): ids counted (mod 2**32) against the buffer's final next_id
         self._accounted = 0
@@ -361,7 +386,7 @@ class _ParallelQueue(_AsyncResults):
         if isinstance(backend, str):
             if backend == "process":
                 self._backend = _ProcessBackend(  # type: ignore[no-untyped-call]
-                    self._buffer, self._ProcessQueue, worker_count, daemon, func, _process_context(func))
+                    self._buffer, self._ProcessQueue, worker_count, daemon, func, _process_context(func, ctx))
             elif backend == "thread":
                 self._backend = _ThreadBackend(self._buffer, self._Queue, worker_count, daemon, func)
             else:
@@ -383,13 +408,71 @@ class _ParallelQueue(_AsyncResults):
 
     # -- put ------------------------------------------------------------------------------
 
-    def _reserve(self, block: bool, timeout: float | None) -> int:
-        if self._stopped:
-            raise Closed("put() on a stopped ParallelQueue")
+    def _enter(self, is_task: bool, obj: Any, block: bool, timeout: float | None) -> None:
+        """Give a prepared task (or a passthrough item) the next id in the window, or queue it
+        behind the window; with a maxsize, wait for room first (queue.Full on timeout)."""
+        if block and timeout is not None and timeout < 0:
+            raise ValueError("'timeout' must be a non-negative number")
+        with self._lock:
+            if self.maxsize:
+                deadline = None if timeout is None else monotonic() + timeout
+                while not self._stopped and self._buffer.pending + len(self._backlog) >= self.maxsize:
+                    remaining = None if deadline is None else deadline - monotonic()
+                    if not block or (remaining is not None and remaining <= 0):
+                        raise Full
+                    self._room.wait(remaining)
+            if self._stopped:
+                raise Closed("put() on a stopped ParallelQueue")
+            packet_id = None
+            if not self._backlog:
+                try:
+                    packet_id = self._buffer.reserve(False)
+                except Full:
+                    pass
+            if packet_id is None:  # the window is full: wait in line, get() brings it in
+                self._backlog.append((is_task, obj))
+                return
+        self._hand_over(packet_id, is_task, obj)
+
+    def _hand_over(self, packet_id: int, is_task: bool, obj: Any) -> None:
         try:
-            return self._buffer.reserve(block, timeout)
-        except ShutDown:
-            raise Closed("put() on a stopped ParallelQueue") from None
+            if is_task:
+                self._backend.submit(packet_id, obj)
+            else:
+                self._buffer.put(packet_id, obj)
+        except BaseException as exc:  # every reserved id gets filled
+            if is_task:
+                try:
+                    self._buffer.put(packet_id, _unsent(packet_id, exc))
+                except ValueError:
+                    pass
+            raise
+        finally:
+            self._account()
+
+    def _admit(self) -> None:
+        """After get() took a result: move waiting tasks into the ids it freed, and let a put
+        waiting for maxsize go on. A task that cannot be sent here gets its error in place."""
+        with self._lock:
+            if self.maxsize:
+                self._room.notify()
+            if not self._backlog:
+                return
+            admitted = []
+            while self._backlog:
+                try:
+                    packet_id = self._buffer.reserve(False)
+                except Full:
+                    break
+                admitted.append((packet_id, *self._backlog.popleft()))
+            close = self._stopped and not self._backlog
+        for packet_id, is_task, obj in admitted:
+            try:
+                self._hand_over(packet_id, is_task, obj)
+            except Exception:  # filed under its id: its get() raises it
+                pass
+        if close:
+            self._close_window()
 
     def _account(self) -> None:
         """Count one reserved id as handed over; after stop(), the last one stops the backend."""
@@ -404,8 +487,9 @@ class _ParallelQueue(_AsyncResults):
     def put(self, func: Any, *args: Any, block: bool = True, timeout: float | None = None, **kwargs: Any) -> None:
         """Run func(*args, **kwargs) on a worker; its result comes out of get() in the order
         of the puts. A non-callable `func` on its own passes through to get() in order.
-        Blocks while `buffer_size` results are pending (queue.Full after `timeout` seconds,
-        or at once with block false); raises Closed after stop()."""
+        Never waits, unless the queue has a maxsize: then blocks while `maxsize` tasks are
+        pending (queue.Full after `timeout` seconds, or at once with block false). Raises
+        Closed after stop()."""
         if not callable(func):
             if args or kwargs:
                 raise ValueError(f"put() of a non-callable {type(func).__name__!r} with arguments: "
@@ -415,26 +499,12 @@ class _ParallelQueue(_AsyncResults):
         self._submit(func, args, kwargs, block, timeout)
 
     def _passthrough(self, item: object, block: bool, timeout: float | None) -> None:
-        packet_id = self._reserve(block, timeout)
-        try:
-            self._buffer.put(packet_id, item)
-        finally:
-            self._account()
+        self._enter(False, item, block, timeout)
 
     def _submit(self, func: Callable[..., Any], args: tuple[Any, ...] | None, kwargs: Any, block: bool,
                 timeout: float | None) -> None:
         task = self._backend.prepare(func, args, kwargs)  # serialized before its id exists
-        packet_id = self._reserve(block, timeout)
-        try:
-            self._backend.submit(packet_id, task)
-        except BaseException as exc:  # every reserved id gets filled
-            try:
-                self._buffer.put(packet_id, _unsent(packet_id, exc))
-            except ValueError:
-                pass
-            raise
-        finally:
-            self._account()
+        self._enter(True, task, block, timeout)
 
     # -- get ------------------------------------------------------------------------------
 
@@ -444,7 +514,7 @@ class _ParallelQueue(_AsyncResults):
         WorkerError; a worker that died holding the task raises WorkerDied. Once stopped and
         drained, raises Closed."""
         try:
-            item = self._buffer.get(block, timeout)
+            item = self._take(block, timeout)
         except ShutDown:
             raise Closed("get() on a stopped, drained ParallelQueue") from None
         if type(item) is _Failure:
@@ -456,12 +526,17 @@ class _ParallelQueue(_AsyncResults):
         out of the loop, which ends it)."""
         while True:
             try:
-                item = self._buffer.get()
+                item = self._take(True, None)
             except ShutDown:
                 return
             if type(item) is _Failure:
                 item.raise_()
             yield item
+
+    def _take(self, block: bool, timeout: float | None) -> Any:
+        item = self._buffer.get(block, timeout)
+        self._admit()
+        return item
 
     # -- map ------------------------------------------------------------------------------
 
@@ -474,7 +549,8 @@ class _ParallelQueue(_AsyncResults):
 
         chunksize: items sent to a worker as one task. None (the default) groups short tasks
         automatically (about 5 ms of work per group, at most about 1 MiB of pickled items
-        on the process backend, smaller towards the end) when the iterable knows its length
+        on the process backend; the first group is one item, whose run time sizes the next;
+        smaller towards the end where that saves a worker some idle time) when the iterable knows its length
         (a list, a range; one that may block between items, like a generator or a file, is
         sent an item at a time, so no item waits for the next); 1 never groups. A worker that
         dies fails its whole group (WorkerDied, at the group's first item)."""
@@ -487,11 +563,19 @@ class _ParallelQueue(_AsyncResults):
             chunksize = operator.index(chunksize)
             if chunksize < 1:
                 raise ValueError(f"chunksize must be at least 1, not {chunksize}")
-        if self._buffer.pending:
+        if self.qsize():
             raise ValueError("map() on a ParallelQueue with results pending: get() them first")
         end = _MapEnd()  # passed through after the last task: the consumer needs no counting
         cancel = threading.Event()
-        size = [chunksize or 1]  # items per group: set by the consumer from the groups' run times
+        # items per group, and the fewest worth shrinking a group's tail to: set by the consumer
+        # from the groups' run times
+        size = [chunksize or 1, 1]
+        # Automatic groups start with one item, sent alone: the feeder waits a few groups' worth
+        # of time at most for its run time, rather than filling the window with tiny groups
+        # first (slow items lose that much, once: those workers would idle only that long).
+        probed = threading.Event()
+        if chunksize is not None:
+            probed.set()
         # With the window full the feeder sleeps until a quarter of it is free, not until the
         # first slot is: one wake per several tasks rather than one per result (each costs
         # the parent CPU time that the workers could use).
@@ -532,7 +616,7 @@ class _ParallelQueue(_AsyncResults):
                 while True:
                     n = size[0] if grouped else 1
                     if n > 1 and chunksize is None:  # smaller groups towards the end: no worker idles long
-                        n = min(n, cap, max(1, operator.length_hint(iterator) // spread))
+                        n = min(n, cap, max(size[1], operator.length_hint(iterator) // spread))
                     items: list[_T] = []
                     error: BaseException | None = None
                     try:
@@ -544,6 +628,8 @@ class _ParallelQueue(_AsyncResults):
                         error = exc
                     if items and not send(*((None, items) if grouped else ((items[0],), {}))):
                         return
+                    if grouped and not probed.is_set():
+                        probed.wait(4 * _chunk.TARGET)
                     if grouped:
                         cap = _chunk.byte_cap(len(items), self._backend.prepared_bytes)
                     if error is not None:
@@ -561,11 +647,11 @@ class _ParallelQueue(_AsyncResults):
 
         feeder = threading.Thread(target=feed, name="fastq-parallel-map-feeder", daemon=True)
         feeder.start()
-        return self._map_results(end, cancel, feeder, wake_feeder, room, size, chunksize is None)
+        return self._map_results(end, cancel, feeder, wake_feeder, room, size, chunksize is None, probed)
 
     def _map_results(self, end: _MapEnd, cancel: threading.Event, feeder: threading.Thread,
                      wake_feeder: Callable[[], None], room: threading.Event, size: list[int],
-                     auto: bool) -> Iterator[Any]:
+                     auto: bool, probed: threading.Event) -> Iterator[Any]:
         finished = False
         try:
             while True:
@@ -579,8 +665,10 @@ class _ParallelQueue(_AsyncResults):
                         raise end.error from None
                     raise
                 if type(item) is _Chunk:
-                    if auto:
-                        size[0] = _chunk.next_size(size[0], item)
+                    if auto:  # the first group's time is taken at its word: nothing else is known yet
+                        size[0] = _chunk.next_size(size[0] if probed.is_set() else _chunk.MAX_ITEMS, item)
+                        size[1] = _chunk.tail_floor(item)
+                        probed.set()
                     yield from item.results
                     if item.failure is not None:
                         item.failure.raise_()
@@ -598,7 +686,7 @@ class _ParallelQueue(_AsyncResults):
                 room.set()
                 while True:
                     try:
-                        if self._buffer.get() is end:
+                        if self._take(True, None) is end:
                             break
                     except ShutDown:
                         break
@@ -613,7 +701,14 @@ class _ParallelQueue(_AsyncResults):
             if self._stopped:
                 return
             self._stopped = True
-        self._buffer.shutdown()  # wakes puts blocked on the window: they raise Closed
+            self._room.notify_all()  # puts waiting for maxsize raise Closed
+            backlog = bool(self._backlog)
+        self._stop_event.set()
+        if not backlog:  # else the get() that admits the last waiting task closes the window
+            self._close_window()
+
+    def _close_window(self) -> None:
+        self._buffer.shutdown()
         with self._lock:  # no id can be reserved now: the count to wait for is final
             self._expected = (self._buffer.next_id - self._start) & 0xFFFFFFFF
             now = self._accounted == self._expected and not self._backend_stopped
@@ -627,12 +722,18 @@ class _ParallelQueue(_AsyncResults):
         return self._stopped
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait until the workers have finished (after stop(); before it, raises
-        ValueError, since they never would). With a timeout, returns when it expires;
-        is_alive() tells which."""
-        if not self._stopped:
-            raise ValueError("join() before stop(): the workers would never finish")
-        self._backend.join(timeout)
+        """Wait until the workers have finished, which they do after stop() once every task
+        put has run (tasks beyond the window enter it only as get() takes results). With a
+        timeout, returns when it expires, stopped or not; is_alive() tells which. Without
+        one, raises ValueError before stop(), since it could never return."""
+        if timeout is None:
+            if not self._stopped:
+                raise ValueError("join() before stop(): the workers would never finish")
+            self._backend.join()
+            return
+        deadline = monotonic() + timeout
+        if self._stop_event.wait(timeout):
+            self._backend.join(max(0.0, deadline - monotonic()))
 
     def is_alive(self) -> bool:
         """Whether any worker is still running (for an Executor or a Client: whether this
@@ -640,21 +741,28 @@ class _ParallelQueue(_AsyncResults):
         return self._backend.is_alive()
 
     def qsize(self) -> int:
-        """Results ready or running: ids reserved and not yet taken by get()."""
-        return self._buffer.pending
+        """Tasks (and passthrough items) put and not yet taken by get(): ready, running, or
+        waiting beyond the window."""
+        with self._lock:
+            return self._buffer.pending + len(self._backlog)
 
     def __enter__(self: _Self) -> _Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        if exc_type is not None:
+            # Nobody will take the results: the tasks waiting beyond the window, which never
+            # started, are dropped, else they would wait for get()s that never come.
+            with self._lock:
+                self._backlog.clear()
         self.stop()
         self.join()
 
     def __repr__(self) -> str:
         state = "stopped" if self._stopped else "running"
         return (f"<{type(self).__name__} {state} backend={self.backend!r} workers={self.worker_count} "
-                f"buffer_size={self.buffer_size} pending={self._buffer.pending}>")
+                f"buffer_size={self.buffer_size} maxsize={self.maxsize} pending={self.qsize()}>")
 
 
 if TYPE_CHECKING:  # the mixin is checked against the class it is mixed into
@@ -665,17 +773,19 @@ else:
 
 class _SingleTask(Generic[_R], _SingleTaskBase):
     """A ParallelQueue with one function baked in: put(*args, **kwargs) runs func(*args,
-    **kwargs). With the process backend the workers are forked and inherit func, so nested
-    functions and closures work (where fork is missing, func must pickle)."""
+    **kwargs). With the process backend func reaches workers that did not fork from this
+    process by value where it does not pickle by reference (a lambda, a closure: the
+    fastq-queue[cloudpickle] extra), and forked ones by inheritance."""
 
     _single_task = True
 
     def __init__(self, func: Callable[..., _R], worker_count: int | None = None, *, backend: Any = "process",
-                 buffer_size: int | None = None, daemon: bool = True, _start: int = 0) -> None:
+                 buffer_size: int | None = None, maxsize: int = 0, daemon: bool = True, ctx: Any = None,
+                 _start: int = 0) -> None:
         if not callable(func):
             raise TypeError(f"ParallelSingleTaskQueue needs a callable, not {type(func).__name__!r}")
         self.func = func
-        self._init(func, worker_count, backend, buffer_size, daemon, _start)
+        self._init(func, worker_count, backend, buffer_size, maxsize, daemon, ctx, _start)
 
     def put(self, *args: Any, block: bool = True, timeout: float | None = None, **kwargs: Any) -> None:
         """Run func(*args, **kwargs) on a worker; results come out of get() in order."""
@@ -703,15 +813,42 @@ class ParallelSingleTaskQueue(_SingleTask[_R], ParallelQueue):
         def __iter__(self) -> Iterator[_R]: ...
 
 
-def _process_context(func: Callable[..., Any] | None) -> Any:
-    """fork on Linux (fast start; ParallelSingleTaskQueue's func by inheritance); elsewhere the
-    platform's default start method (then a single-task func must pickle)."""
-    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("fork")
+def _process_context(func: Callable[..., Any] | None, ctx: Any) -> Any:
+    """The process backend's start method: the one asked for (ctx=), else the program's (set_start_method)
+    or the platform's default: fork on Linux before Python 3.14, where programs without an
+    `if __name__ == "__main__":` guard must keep working; forkserver from 3.14. Under fork a
+    single-threaded helper (fastq/_forker.py) forks the workers. Where the process has none yet
+    and already runs threads, forking it draws Python 3.12+'s DeprecationWarning: if the warning
+    filters would show it (-W error::DeprecationWarning, say) and the function can travel,
+    forkserver instead; else the (ignored) warning is about the program's own threads."""
+    if ctx is not None:
+        return ctx
     ctx = multiprocessing.get_context()
-    if func is not None and ctx.get_start_method() != "fork":
-        pickle.dumps(func, _PROTOCOL)  # fails here, clearly, rather than in every worker
+    if (ctx.get_start_method() == "fork" and sys.version_info >= (3, 12) and not _forker.running()
+            and "forkserver" in multiprocessing.get_all_start_methods() and _forker.threaded() and _fork_warning_shows()
+            and (_travels(func) if func is not None else importlib.util.find_spec("cloudpickle") is not None)):
+        return multiprocessing.get_context("forkserver")
     return ctx
+
+
+def _fork_warning_shows() -> bool:
+    """Whether the warning filters let through a DeprecationWarning raised where the forker forks."""
+    with warnings.catch_warnings(record=True) as caught:  # the filters as they are, nothing printed
+        try:
+            warnings.warn_explicit("probe", DeprecationWarning, _forker.__file__, 1, module=_forker.__name__,
+                                   registry={})
+        except DeprecationWarning:
+            return True
+    return bool(caught)
+
+
+def _travels(func: Callable[..., Any]) -> bool:
+    """Whether func can be sent to a process that did not inherit it (pickle, or cloudpickle)."""
+    try:
+        dumps_callable(func, by_value=True)
+    except Exception:
+        return False
+    return True
 
 
 __all__ = ["ParallelQueue", "ParallelSingleTaskQueue"]

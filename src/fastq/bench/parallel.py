@@ -105,18 +105,24 @@ def _split():
             proc.join()
 
 
+def pool_chunksize(items):
+    """Pool.map's rule, ceil(items / (4 x workers)): Pool.imap and Executor.map pick no chunk size
+    by themselves (1), so the rows that group are given this one, beside fastq's automatic groups."""
+    return max(1, -(-items // (4 * WORKERS)))
+
+
 @contextlib.contextmanager
-def _pool():
+def _pool(auto=False):
     with multiprocessing.get_context("fork").Pool(WORKERS) as pool:
-        yield lambda func, items: pool.imap(func, items, chunksize=1)
+        yield lambda func, items: pool.imap(func, items, chunksize=pool_chunksize(len(items)) if auto else 1)
 
 
 @contextlib.contextmanager
-def _executor():
+def _executor(auto=False):
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("fork")) as ex:
-        yield ex.map
+        yield lambda func, items: ex.map(func, items, chunksize=pool_chunksize(len(items)) if auto else 1)
 
 
 @contextlib.contextmanager
@@ -156,7 +162,10 @@ ROWS: List[Row] = [
         lambda: _fastq("python", "process", 1)),
     Row("fastq.pure.ParallelQueue (thread)", "fastq-pure-thread", lambda: _fastq("python", "thread")),
     Row("multiprocessing.Pool.imap (chunksize=1)", "pool-imap", _pool),
+    Row("multiprocessing.Pool.imap (chunksize=ceil(n/4w))", "pool-imap-chunked", lambda: _pool(auto=True)),
     Row("ProcessPoolExecutor.map", "process-pool-executor", _executor),
+    Row("ProcessPoolExecutor.map (chunksize=ceil(n/4w))", "process-pool-executor-chunked",
+        lambda: _executor(auto=True)),
     Row("mpire WorkerPool.imap (chunk_size=1)", "mpire", _mpire, "mpire (pip install mpire)"),
     Row("parallel-queue 0.5", "parallel-queue", _parallel_queue, "parallel-queue (Python 2 only)"),
 ]
