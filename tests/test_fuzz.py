@@ -9,6 +9,7 @@
   naming a spill segment that does not exist raised OSError. Both now raise QueueCorrupted.
 """
 import os
+import pickle
 import shutil
 import struct
 import subprocess
@@ -124,13 +125,15 @@ def _spill_names():
 
 
 def test_missing_spill_segment_raises_queue_corrupted_and_the_queue_goes_on(PQ):
-    q = PQ(capacity=64 << 10)
+    writer = PQ(capacity=64 << 10, named=True)
     before = _spill_names()
-    q.put(b"s" * (1 << 20))  # larger than a quarter of the ring: a spill segment
-    q.put(b"next")
+    writer.put(b"s" * (1 << 20))  # larger than a quarter of the ring: a (pooled) spill segment
+    writer.put(b"next")
     new = _spill_names() - before
     assert len(new) == 1
     os.unlink(os.path.join("/dev/shm", new.pop()))
+    # a handle that has not mapped it yet (the writer's own keeps its mapping, and would deliver it)
+    q = pickle.loads(pickle.dumps(writer))
     with pytest.raises(QueueCorrupted):
         q.get(timeout=5)
     assert q.get(timeout=5) == b"next"  # the bad record was consumed; the rest flows

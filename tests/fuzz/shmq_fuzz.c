@@ -169,7 +169,11 @@ static int take(fq_shmq *q, const fq_rslot *s)
     if (p.kind == FQ_KIND_SPILL) {
         char *spill = NULL;
         uint64_t size = 0;
-        rc = fq_spill_open(p.main, p.main_len, &spill, &size);
+        uint64_t gen;
+        if (p.main_len == FQ_SPILL_NAME_LEN && fq_spill_pooled(p.main) && fq_pool_parse(q, p.main, p.main_len, &gen) < 0)
+            rc = FQ_CORRUPT;  /* as ProcessQueue._take_pooled: not this queue's pool */
+        else
+            rc = fq_spill_open(p.main, p.main_len, 0, &spill, &size);
         if (rc == FQ_CORRUPT || rc == FQ_AGAIN)  /* claimed: a missing segment is inconsistent */
             out = TAKE_CORRUPT;
         else if (rc < 0)
