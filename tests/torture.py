@@ -580,8 +580,9 @@ def _map_task(task):
     return _task(*task)
 
 
-def _worker_pids():
-    return [p.pid for p in multiprocessing.active_children() if p.name.startswith("fastq-parallel-worker")]
+def _worker_pids(pq):
+    """The pool's live workers (children of its forker, or of this process), as the pool knows them."""
+    return pq._backend.pids()
 
 
 class ParallelRound:
@@ -642,7 +643,7 @@ class ParallelRound:
                     last_t = now
                 now = time.monotonic()
                 if done_kills < self.kills and now >= next_kill:
-                    done_kills += self._kill_a_worker()
+                    done_kills += self._kill_a_worker(pq)
                     next_kill = now + _gap(rng)
             if died > done_kills:
                 raise Violation(f"par: {died} WorkerDied for {done_kills} kills (one task each at most)")
@@ -678,9 +679,9 @@ class ParallelRound:
         self.fig.worker_died += died
         self.fig.processes += processes
 
-    def _kill_a_worker(self):
+    def _kill_a_worker(self, pq):
         """SIGKILL one of the pool's workers, if one is alive: 1 if it was killed, else 0."""
-        pids = _worker_pids()
+        pids = _worker_pids(pq)
         if not pids:
             return 0
         try:
@@ -717,7 +718,7 @@ class ParallelRound:
                     self.fig.max_stall = max(self.fig.max_stall, now - last_t)
                     last_t = now
                     if done_kills < self.kills and now >= next_kill:
-                        done_kills += self._kill_a_worker()
+                        done_kills += self._kill_a_worker(pq)
                         next_kill = now + _gap(rng)
             except fastq.WorkerDied:
                 died += 1
