@@ -781,6 +781,30 @@ def test_get_copy_false_gives_views_that_stay_put(h):
     assert np.array_equal(view, a)  # the queue is gone, the view is not
 
 
+def test_a_view_in_a_reference_cycle_gives_its_pool_entry_back(crash_h):
+    """A view from get(copy=False) inside a reference cycle is freed by the cyclic collector, which
+    may clear the object holding the segment before it is deallocated: its pool entry must still go
+    back (FREE), and the handle's own mapping of the segment must not be unmapped under it."""
+    from fastq._shm import _pool_layout
+    at, _, entry_size, _ = _pool_layout()
+    q = crash_h.queue()
+    item = [pickle.PickleBuffer(bytes(4 * MiB))]  # out of band: get(copy=False) hands the view itself
+    item.append(item)
+    q.put(item)
+    got = q.get(timeout=WAIT, copy=False)
+    assert type(got[0]) is memoryview and got[1] is got
+    state = lambda: struct.unpack_from("<Q", q._segment_view(), at)[0] >> 60
+    assert state() == 4  # HELD while the view lives
+    del got, item
+    gc.collect()
+    assert state() == 1  # FREE: given back, not held for good
+    mapped = sum(1 for line in open("/proc/self/maps") if "/fastq-p" in line)
+    assert mapped == 1  # the handle's mapping of the segment is still there, mapped once
+    for k in range(4):  # and serves the next items
+        q.put([pickle.PickleBuffer(bytes([k + 1]) * (4 * MiB))])
+        assert bytes(q.get(timeout=WAIT)[0][-2:]) == bytes([k + 1]) * 2
+
+
 def _hold_views(q, n, ready):
     held = [q.get(timeout=WAIT, copy=False) for _ in range(n)]
     ready.put(sum(int(x[0]) for x in held))

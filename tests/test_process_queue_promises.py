@@ -222,6 +222,24 @@ def test_5_a_fork_childs_exit_leaves_a_named_queue_usable(crash_h):
     assert _named_segments() - before == set()  # and the last holder removed it
 
 
+def test_5_a_named_queue_collected_in_a_reference_cycle_removes_its_name(h):
+    """The last handle of a named queue, freed by the cyclic collector (which may clear its fields
+    before deallocating it), still removes the queue's name."""
+    before = _named_segments()
+    for first in ("dict", "queue"):  # the collector clears in allocation order: try both
+        if first == "dict":
+            d = {}
+            q = h.cls(named=True)
+        else:
+            q = h.cls(named=True)
+            d = {}
+        q.put(b"x" * (1 << 20))
+        d["q"], d["d"] = q, d
+        del q, d
+        gc.collect()
+        assert _named_segments() - before == set(), first
+
+
 # --- 6. an immediate shutdown discards what a put publishes after it ---------------------------------
 
 

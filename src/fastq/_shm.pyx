@@ -182,6 +182,7 @@ cdef class ProcessQueue
 
 
 @cython.final
+@cython.no_gc_clear  # __dealloc__ needs seg and queue: the cyclic collector must not clear them first
 cdef class _Held:
     """The memory of a large item received without a copy (get(copy=False)), exported read-only:
     a one-off spill segment's mapping (ours alone: its name is gone once we claimed it), or a
@@ -348,6 +349,7 @@ def _pool_layout():
 
 
 @cython.auto_pickle(False)
+@cython.no_gc_clear  # __dealloc__ (_let_go) needs _name: a named queue freed in a cycle removes it
 cdef class ProcessQueue:
     """A multi-producer, multi-consumer queue between processes, over one shared-memory segment.
 
