@@ -176,12 +176,28 @@ _FULL_SHM_SCRIPT = textwrap.dedent("""
 
 
 def test_2_a_full_dev_shm_fails_the_put_and_later_items_flow(crash_h, tmp_path):
+    _run_in_small_dev_shm(tmp_path, _FULL_SHM_SCRIPT, "1m")
+
+
+_GROWING_SCRIPT = textwrap.dedent("""
+    from fastq import ProcessQueue
+    q = ProcessQueue()                            # a 1 MiB ring: these items all spill
+    for mib in (10, 20, 30):                      # each needs a new pooled segment; /dev/shm is 48 MiB
+        q.put(bytes(mib << 20))                   # the third fits only once the idle ones are shed
+        assert len(q.get(timeout=10)) == mib << 20
+    q.put(bytes(12 << 20))
+    assert len(q.get(timeout=10)) == 12 << 20
+    print("ok")
+""")
+
+
+def _run_in_small_dev_shm(tmp_path, source, size):
     if not ROOT:
         pytest.skip("needs root to mount a small /dev/shm in a mount namespace")
-    script = tmp_path / "full_shm.py"
-    script.write_text(_FULL_SHM_SCRIPT)
+    script = tmp_path / "small_shm.py"
+    script.write_text(source)
     cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-           f"mount -t tmpfs -o size=1m tmpfs /dev/shm && exec {sys.executable} {script}"]
+           f"mount -t tmpfs -o size={size} tmpfs /dev/shm && exec {sys.executable} {script}"]
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     except FileNotFoundError:
@@ -189,6 +205,12 @@ def test_2_a_full_dev_shm_fails_the_put_and_later_items_flow(crash_h, tmp_path):
     if "mount" in r.stderr and r.returncode != 0 and "Traceback" not in r.stderr:
         pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
+
+
+def test_2_growing_items_shed_idle_pool_segments_when_dev_shm_is_short(crash_h, tmp_path):
+    """The pool's unused segments give way to a new one when /dev/shm is short of room, rather than
+    failing a put that would have fitted without the pool."""
+    _run_in_small_dev_shm(tmp_path, _GROWING_SCRIPT, "48m")
 
 
 # --- 3. get_many keeps the items before one that does not unpickle --------------------------------

@@ -126,7 +126,7 @@ cdef extern from "shmq.h" nogil:
     void fq_pool_put_back(fq_shmq *q, int i, uint64_t me)
     int fq_pool_fill(fq_shmq *q, int i, uint64_t me, uint64_t pos)
     void fq_pool_hand_back(fq_shmq *q, int i, uint64_t pos)
-    void fq_pool_trim(fq_shmq *q, uint64_t me)
+    int fq_pool_trim(fq_shmq *q, uint64_t me, int force)
     int fq_pool_hold(fq_shmq *q, int i, uint64_t pos, uint64_t me)
     void fq_pool_let_go(fq_shmq *q, int i, uint64_t me, int retire)
     uint64_t fq_pool_gen(const fq_shmq *q, int i)
@@ -640,6 +640,7 @@ cdef class ProcessQueue:
                         return 0
                     pool_i = -1  # filled: its reader hands it back
                 elif ring_item is not None:
+                    self._make_room(spill_total)
                     rc = fq_spill_create(spill_name, spill_total, &spill)
                     if rc < 0:
                         spill_name = None  # nothing of ours to unlink
@@ -697,6 +698,9 @@ cdef class ProcessQueue:
                     raise OSError(-rc, f"{os.strerror(-rc)}: cannot open the segment of a large item")
                 _raise_for(rc)
         if make:
+            self._pool_maps[i] = None  # the segment it replaces: its pages go with our mapping
+            m = None
+            self._make_room(need + need // 8 + 65536)  # fq_pool_make's size
             rc = fq_pool_make(&self.q, i, need, &gen, &base, &size)
             if rc == -errno.ENOSPC:
                 raise _no_room_for_spill(need)
@@ -708,6 +712,18 @@ cdef class ProcessQueue:
         self._pool_maps[i] = m
         return m
 
+    cdef bint _make_room(self, uint64_t size):
+        """Whether /dev/shm has room for a new segment of `size` bytes, after removing the pooled
+        segments nobody uses (idle or not) if it had not."""
+        st = os.statvfs("/dev/shm")
+        if <uint64_t>st.f_bavail * st.f_frsize >= size:
+            return True
+        if fq_pool_trim(&self.q, fq_self_ident(), 1) == 0:
+            return False
+        self._drop_stale_maps()  # an unlinked segment's pages go with its last mapping
+        st = os.statvfs("/dev/shm")
+        return <uint64_t>st.f_bavail * st.f_frsize >= size
+
     cdef _pool_tidy(self):
         """Once a second: unmap this handle's mappings of pool segments since replaced or
         removed (their memory goes only when every process lets go), and remove idle ones."""
@@ -716,7 +732,11 @@ cdef class ProcessQueue:
         if now - self._pool_tidy_at < 1000000000:
             return
         self._pool_tidy_at = now
-        fq_pool_trim(&self.q, fq_self_ident())
+        fq_pool_trim(&self.q, fq_self_ident(), 0)
+        self._drop_stale_maps()
+
+    cdef _drop_stale_maps(self):
+        cdef int i
         for i in range(FQ_POOL):
             m = self._pool_maps[i]
             if m is not None and fq_pool_gen(&self.q, i) != (<_SegMap>m).gen:
@@ -738,11 +758,8 @@ cdef class ProcessQueue:
             except Full:
                 pass
         size = len(s.main) + (sum([memoryview(b).nbytes for b in s.bufs]) if s.bufs else 0)
-        if size > _spill_above(self.q.cap):
-            # the feeder will make its segment: a full /dev/shm should fail this put, not that
-            st = os.statvfs("/dev/shm")
-            if <uint64_t>st.f_bavail * st.f_frsize < size:
-                raise _no_room_for_spill(size)
+        if size > _spill_above(self.q.cap) and not self._make_room(size):
+            raise _no_room_for_spill(size)  # the feeder would make its segment: fail this put, not that
         if self._member() < 0:  # no slot to count a backlog in: wait for room, as a bounded put would
             self._put_serialized(s, block, deadline, 0, _pool_patience(block, deadline))
             return

@@ -606,17 +606,22 @@ static void fq_pool_let_go(fq_shmq *q, int i, uint64_t me, int retire)
 }
 
 /* Remove the segments nobody has used for FQ_POOL_IDLE_NS (at most once a second per queue,
- * whoever calls): a burst of large items does not hold /dev/shm for good. */
-static void fq_pool_trim(fq_shmq *q, uint64_t me)
+ * whoever calls): a burst of large items does not hold /dev/shm for good. With force (/dev/shm is
+ * short of room for a new segment), remove every one nobody uses now, idle or not. Returns how
+ * many it removed. */
+static int fq_pool_trim(fq_shmq *q, uint64_t me, int force)
 {
     fq_shm_header *h = q->hdr;
     int64_t now = fq_now_ns(), at = atomic_load(&h->pool_trim_at);
-    if (now - at < INT64_C(1000000000) || !atomic_compare_exchange_strong(&h->pool_trim_at, &at, now))
-        return;
+    int removed = 0;
+    if (!force && (now - at < INT64_C(1000000000) || !atomic_compare_exchange_strong(&h->pool_trim_at, &at, now)))
+        return 0;
+    uint64_t freed = atomic_load(&h->free);
     for (int i = 0; i < FQ_POOL; i++) {
         fq_pool_entry *e = &h->pool[i];
-        uint64_t st = atomic_load(&e->state);
-        if (st >> 60 != FQ_POOL_FREE || now - atomic_load(&e->used_at) < FQ_POOL_IDLE_NS)
+        uint64_t st = atomic_load(&e->state), kind = st >> 60;
+        int unused = kind == FQ_POOL_FREE || (force && kind == FQ_POOL_FULL && (st & FQ_LOW60) < (freed & FQ_LOW60));
+        if (!unused || (!force && now - atomic_load(&e->used_at) < FQ_POOL_IDLE_NS))
             continue;
         fq_cp();
         if (!atomic_compare_exchange_strong(&e->state, &st, fq_st(FQ_POOL_TAKEN, me)))
@@ -625,7 +630,9 @@ static void fq_pool_trim(fq_shmq *q, uint64_t me)
         atomic_store(&e->size, 0);
         fq_cp();
         atomic_store(&e->state, fq_st(FQ_POOL_EMPTY, 0));
+        removed++;
     }
+    return removed;
 }
 
 /* Entry i's segment generation as its name carries it; UINT64_MAX when it has none. */
