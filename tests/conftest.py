@@ -130,3 +130,22 @@ def pytest_collection_modifyitems(config, items):
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = selected
+
+
+def pytest_unconfigure(config):
+    """At the end of the run, let the pure ProcessQueues some test left with unread items go without
+    flushing them: multiprocessing's exit handler would otherwise join their feeder threads, blocked
+    on pipes no process reads any more, and the run would never exit (multiprocessing's documented
+    "joining processes that use queues" behaviour, here in pytest's own process)."""
+    import gc
+    import sys
+
+    module = sys.modules.get("fastq.pure._process")
+    if module is None:
+        return
+    for obj in gc.get_objects():
+        if isinstance(obj, module.ProcessQueue):
+            try:
+                obj.cancel_join_thread()
+            except Exception:
+                pass
