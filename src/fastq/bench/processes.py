@@ -244,22 +244,14 @@ def open_process_case(row, case, n, workers, new=None):
     ops = ProcOps(row.kind, q)
     if case.pairs == 1:
         producer = workers.start(_proc_producer, q, row.kind, case.spec, False)
-        if case.batched:
-            get_batch = ops.get_batch
+        if case.batched or case.many:  # put_many/get_many(100), or plain puts drained by get_many(8)
+            get_batch, size = ops.get_batch, PROC_BATCH if case.batched else 8
 
             def one_round():
-                producer.send((n, True))
+                producer.send((n, case.batched))
                 got = 0
                 while got < n:
-                    got += len(get_batch(min(PROC_BATCH, n - got)))
-        elif case.many:
-            get_batch = ops.get_batch
-
-            def one_round():
-                producer.send((n, False))
-                got = 0
-                while got < n:
-                    got += len(get_batch(min(8, n - got)))
+                    got += len(get_batch(min(size, n - got)))
         else:
             get = ops.get
 
