@@ -136,16 +136,14 @@ def pytest_unconfigure(config):
     """At the end of the run, let the pure ProcessQueues some test left with unread items go without
     flushing them: multiprocessing's exit handler would otherwise join their feeder threads, blocked
     on pipes no process reads any more, and the run would never exit (multiprocessing's documented
-    "joining processes that use queues" behaviour, here in pytest's own process)."""
-    import gc
+    "joining processes that use queues" behaviour, here in pytest's own process). The queues
+    themselves may be garbage already: their finalizers are what is left, so cancel those."""
     import sys
 
-    module = sys.modules.get("fastq.pure._process")
-    if module is None:
+    queues = sys.modules.get("multiprocessing.queues")
+    util = sys.modules.get("multiprocessing.util")
+    if queues is None or util is None:
         return
-    for obj in gc.get_objects():
-        if isinstance(obj, module.ProcessQueue):
-            try:
-                obj.cancel_join_thread()
-            except Exception:
-                pass
+    for finalizer in list(util._finalizer_registry.values()):
+        if getattr(finalizer, "_callback", None) is queues.Queue._finalize_join:
+            finalizer.cancel()
