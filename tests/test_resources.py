@@ -14,7 +14,9 @@ skipped there; the resource half still runs.
 """
 import gc
 import os
+import subprocess
 import sys
+import textwrap
 import threading
 import time
 
@@ -369,3 +371,42 @@ def _read_after(box, ready, go):
     q.cancel_join_thread()  # the pure core: its pipe would never drain
     del q
     gc.collect()
+
+
+_DAEMONS_AT_EXIT = textwrap.dedent("""
+    import sys, threading, fastq, fastq.pure
+    ns = fastq.pure if sys.argv[1] == "python" else fastq
+    q = ns.ProcessQueue(named=sys.argv[2] == "named")
+    got = threading.Semaphore(0)
+    def consume():  # blocked in get() at exit, holding the queue
+        while True:
+            q.get()
+            got.release()
+    def view(v):  # holds a view of a pooled segment (get(copy=False)) at exit
+        threading.Event().wait()
+    for _ in range(3):
+        q.put(bytes(1 << 20))  # spilled: pooled segments
+    threading.Thread(target=view, args=(q.get(copy=False),), daemon=True).start()
+    threading.Thread(target=consume, daemon=True).start()
+    for _ in range(2):
+        assert got.acquire(timeout=30)
+    with open("/proc/self/maps") as f:  # its files: the named ring, the pooled segments
+        print("ok", *sorted({line.split("/dev/shm/")[1].split()[0] for line in f if "/dev/shm/fastq" in line}))
+""")
+
+
+@pytest.mark.parametrize("named", ["memfd", "named"])
+def test_daemon_threads_holding_the_queue_at_exit_leave_no_files(impl, named):
+    """A daemon thread inside get() at exit keeps the queue's memory mapped (unmapping would crash
+    it), but the process is still its last holder: its names and segments go."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.run([sys.executable, "-c", _DAEMONS_AT_EXIT, impl.name, named], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.split()[:1] == ["ok"], proc.stderr
+    files = proc.stdout.split()[1:]
+    if not impl.is_pure_python:
+        assert len(files) >= 2 + (named == "named")  # the pooled segments (and the name) it held
+    left = [name for name in files if os.path.exists(os.path.join("/dev/shm", name))]
+    for name in left:
+        os.unlink(os.path.join("/dev/shm", name))
+    assert not left

@@ -115,6 +115,7 @@ cdef extern from "shmq.h" nogil:
     int fq_shmq_create_named(fq_shmq *q, const char *name, uint64_t cap, uint64_t maxsize)
     int fq_shm_open_existing(const char *name)
     void fq_shmq_detach(fq_shmq *q, int fd, const char *name)
+    void fq_shmq_release_files(fq_shmq *q, int fd, const char *name)
     int fq_spill_create(const char *name, uint64_t size, char **out)
     int fq_spill_open(const char *name, uint64_t name_len, int writable, char **out, uint64_t *size)
     void fq_spill_unlink(const char *name, uint64_t len)
@@ -446,6 +447,12 @@ cdef class ProcessQueue:
         name = None if self._name is None else self._name.encode()
         fq_shmq_detach(&self.q, self.fd, NULL if name is None else <const char*>name)
         self.fd = -1
+
+    cdef _release_files(self):
+        """At exit while other threads live: the last holder's files go, the mapping stays
+        (fq_shmq_release_files)."""
+        name = None if self._name is None else self._name.encode()
+        fq_shmq_release_files(&self.q, self.fd, NULL if name is None else <const char*>name)
 
     def __reduce__(self):
         from multiprocessing import context, reduction
@@ -1453,10 +1460,15 @@ cdef int _fill(fq_payload *p, object main, list bufs) except -1:
 
 def _let_go_ref(ref):
     q = ref()
-    # at exit only when no other thread is left that might be inside a call on it (a daemon
-    # thread blocked in get(), a feeder after cancel_join_thread()): unmapping under it would crash
-    if q is not None and threading.active_count() == 1:
+    if q is None:
+        return
+    # unmap at exit only when no other thread is left that might be inside a call on it (a daemon
+    # thread blocked in get(), a feeder after cancel_join_thread()): that would crash it; the
+    # files go either way
+    if threading.active_count() == 1:
         (<ProcessQueue>q)._let_go()
+    else:
+        (<ProcessQueue>q)._release_files()
 
 
 def _let_go_in_child(q):

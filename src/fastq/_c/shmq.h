@@ -1628,29 +1628,57 @@ static void fq_discard_final(fq_shmq *q)
  * name (`name`, NULL for a memfd) and every spill segment still named in the ring. (Attaching
  * takes the shared lock, so it waits for that.) A fork child's or the creator's exit alone
  * leaves the name to the others. */
+static int fq_shmq_probe(fq_shmq *q, int fd)
+{
+    if (q->base == NULL || fd < 0)
+        return -1;
+    char path[40];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    return open(path, O_RDWR | O_CLOEXEC);  /* a new description, not sharing our lock */
+}
+
+/* The last holder's duty, on a mapped q: no file of the queue outlives it. */
+static void fq_shmq_remove_files(fq_shmq *q, const char *name)
+{
+    if (name != NULL)
+        shm_unlink(name);
+    fq_discard_final(q);
+    fq_pool_discard(q);
+}
+
 static void fq_shmq_detach(fq_shmq *q, int fd, const char *name)
 {
     size_t size = q->map_size;
-    int probe = -1;
-    if (q->base != NULL && fd >= 0) {
-        char path[40];
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-        probe = open(path, O_RDWR | O_CLOEXEC);  /* a new description, not sharing our lock */
-    }
+    int probe = fq_shmq_probe(q, fd);
     fq_shmq_unmap(q);
     if (fd >= 0)
         close(fd);
     if (probe < 0)
         return;
     if (flock(probe, LOCK_EX | LOCK_NB) == 0) {
-        if (name != NULL)
-            shm_unlink(name);
         if (fq_map(q, probe, size) == 0) {
-            fq_discard_final(q);
-            fq_pool_discard(q);
+            fq_shmq_remove_files(q, name);
             fq_shmq_unmap(q);
+        } else if (name != NULL) {
+            shm_unlink(name);
         }
     }
+    close(probe);
+}
+
+/* At exit, while another thread of this process may still be inside a call on the queue (a
+ * daemon thread blocked in get() holds it): unmapping would crash that thread, but the files must
+ * not outlive the queue's last process either. So give up this handle's shared lock, keep the
+ * mapping (the exit unmaps it), and if that made this process the last holder, remove the files
+ * through the mapping we have. A later fq_shmq_detach of the same handle finds them gone. */
+static void fq_shmq_release_files(fq_shmq *q, int fd, const char *name)
+{
+    int probe = fq_shmq_probe(q, fd);
+    if (probe < 0)
+        return;
+    flock(fd, LOCK_UN);
+    if (flock(probe, LOCK_EX | LOCK_NB) == 0)
+        fq_shmq_remove_files(q, name);
     close(probe);
 }
 
