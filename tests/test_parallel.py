@@ -1194,7 +1194,7 @@ def test_group_size_follows_the_run_time():
     from fastq._chunk import MAX_BYTES, MAX_ITEMS, TARGET, _Chunk, next_size
 
     quick = _Chunk([0] * 8, None, 8e-7, 8)  # 0.1 us an item
-    assert next_size(1, quick) == 2 and next_size(64, quick) == MAX_ITEMS  # grows twofold at most
+    assert next_size(1, quick) == 2 and next_size(MAX_ITEMS // 2, quick) == MAX_ITEMS  # grows twofold at most
     slow = _Chunk([0], None, 10 * TARGET, 1)
     assert next_size(MAX_ITEMS, slow) == 1  # shrinks at once
     middle = _Chunk([0] * 4, None, TARGET, 4)

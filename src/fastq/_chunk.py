@@ -15,7 +15,7 @@ from typing import Any
 from ._failure import _PROTOCOL, _describe, _Failure
 
 TARGET = 0.005  # seconds of work per group: the parent's cost per message (thread wakes) stays small
-MAX_ITEMS = 128  # items per group at most (a window of groups holds at most this many times more)
+MAX_ITEMS = 512  # items per group at most (a window of groups holds at most this many times more)
 MAX_BYTES = 1 << 20  # serialized bytes per group at most, where the backend serializes (processes)
 
 
