@@ -27,8 +27,8 @@ The rows, cases and workloads live in fastq.bench.processes, shared with `python
 """
 import pytest
 
-from fastq.bench.processes import (FLOOR_ID, MEMCPY_ID, PROC_CASES, PROC_ROWS, Workers, memcpy_floor_round,
-                                   open_process_case, proc_items)
+from fastq.bench.processes import (FLOOR_ID, MEMCPY_ID, MEMCPY_SHM_ID, PROC_CASES, PROC_ROWS, Workers,
+                                   memcpy_floor_round, open_process_case, proc_items)
 
 ROWS = PROC_ROWS
 CASES = PROC_CASES
@@ -76,12 +76,12 @@ def test_process(benchmark, make_ops, bench_full, workers, case, row):
             q.close()
 
 
-@pytest.mark.parametrize("copies", [2, 1], ids=["x2", "x1"])
+@pytest.mark.parametrize("copies", [2, 1, "shm"], ids=["x2", "x1", "x1-shm"])
 @pytest.mark.parametrize("case", ARRAY_CASES, ids=[case.group for case in ARRAY_CASES])
 def test_memcpy_floor(benchmark, bench_full, case, copies):
     """Two in-process copies of the array per item (in and out of a buffer): the physical limit; one:
-    a zero-copy receive's ceiling."""
+    a zero-copy receive's ceiling; one into a shared mapping: that ceiling for any shared-memory queue."""
     _skip_unless_sized(case, bench_full)
     n = proc_items(case, bench_full)
-    _record(benchmark, case, FLOOR_ID if copies == 2 else MEMCPY_ID, n, True)
+    _record(benchmark, case, {2: FLOOR_ID, 1: MEMCPY_ID, "shm": MEMCPY_SHM_ID}[copies], n, True)
     benchmark.pedantic(memcpy_floor_round(case, n, copies), rounds=ROUNDS, iterations=1, warmup_rounds=1)

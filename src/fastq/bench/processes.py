@@ -85,6 +85,8 @@ FLOOR_ID = "memcpy-x2"
 FLOOR_NAME = "memcpy x2 (floor)"
 MEMCPY_ID = "memcpy-x1"
 MEMCPY_NAME = "memcpy x1"
+MEMCPY_SHM_ID = "memcpy-x1-shm"
+MEMCPY_SHM_NAME = "memcpy x1 into shared memory"
 
 
 class ProcOps:
@@ -276,11 +278,16 @@ def open_process_case(row, case, n, workers, new=None):
 def memcpy_floor_round(case, n, copies=2):
     """`copies` in-process copies of the array per item (2: into a buffer and out, the physical
     limit of a queue that copies once in and once out; 1: the ceiling of a zero-copy receive, which
-    costs the producer's copy only). Returns one_round()."""
+    costs the producer's copy only; "shm": that one copy into a shared mapping, as a producer's
+    must go, which gets no transparent huge pages where /dev/shm has them off). Returns one_round()."""
+    import mmap
+
     import numpy as np
 
     src = make_item(case.spec)
     buf, dst = np.empty_like(src), np.empty_like(src)
+    if copies == "shm":
+        buf = np.frombuffer(mmap.mmap(-1, src.nbytes), dtype=src.dtype)  # MAP_SHARED: shmem pages
     buf.fill(0)  # touch the pages once, as a warm ring would be
     dst.fill(0)
 

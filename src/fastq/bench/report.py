@@ -43,9 +43,10 @@ def _family_maps():
         "thread": ({r.id: r.name for r in queues.ROWS}, {c.group: c.name for c in queues.CASES},
                    [r.name for r in queues.ROWS]),
         "process": ({**{r.id: r.name for r in processes.PROC_ROWS}, processes.FLOOR_ID: processes.FLOOR_NAME,
-                     processes.MEMCPY_ID: processes.MEMCPY_NAME},
+                     processes.MEMCPY_ID: processes.MEMCPY_NAME, processes.MEMCPY_SHM_ID: processes.MEMCPY_SHM_NAME},
                     {c.group: c.name for c in processes.PROC_CASES},
-                    [r.name for r in processes.PROC_ROWS] + [processes.FLOOR_NAME, processes.MEMCPY_NAME]),
+                    [r.name for r in processes.PROC_ROWS]
+                    + [processes.FLOOR_NAME, processes.MEMCPY_NAME, processes.MEMCPY_SHM_NAME]),
         "parallel": ({r.id: r.name for r in bp.ROWS}, {c.group: c.name for c in bp.CASES}, [r.name for r in bp.ROWS]),
     }
 
