@@ -410,3 +410,34 @@ def test_daemon_threads_holding_the_queue_at_exit_leave_no_files(impl, named):
     for name in left:
         os.unlink(os.path.join("/dev/shm", name))
     assert not left
+
+
+def _exit_with_a_daemon_thread():
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
+
+
+def _mapped_fastq_files():
+    """The fastq files this process maps that still have their names."""
+    with open("/proc/self/maps") as f:
+        return {line.split("/dev/shm/")[1].split()[0] for line in f
+                if "/dev/shm/fastq" in line and not line.rstrip().endswith("(deleted)")}
+
+
+@pytest.mark.parametrize("named", [False, True], ids=["memfd", "named"])
+def test_a_fork_child_exiting_with_daemon_threads_leaves_its_parents_files(impl, named):
+    """The child shares its parent's open file description of the segment (and so its lock):
+    going at exit without unmapping must not make it think it holds the queue last."""
+    import multiprocessing as mp
+    ctx = mp.get_context("fork")
+    q = impl.process_api.ProcessQueue(named=named, ctx=ctx)
+    for _ in range(2):
+        q.put(bytes(1 << 20))  # spilled: pooled segments, mapped here
+    files = _mapped_fastq_files()
+    if not impl.is_pure_python:
+        assert len(files) >= 1 + named
+    p = ctx.Process(target=_exit_with_a_daemon_thread)
+    p.start()
+    p.join(60)
+    assert p.exitcode == 0
+    assert {name for name in files if not os.path.exists(os.path.join("/dev/shm", name))} == set()
+    assert [len(q.get(timeout=5)) for _ in range(2)] == [1 << 20] * 2

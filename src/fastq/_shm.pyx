@@ -449,10 +449,11 @@ cdef class ProcessQueue:
         self.fd = -1
 
     cdef _release_files(self):
-        """At exit while other threads live: the last holder's files go, the mapping stays
-        (fq_shmq_release_files)."""
+        """At exit while other threads live: the mapping turns anonymous and the fd closes; the
+        last holder's files go (fq_shmq_release_files)."""
         name = None if self._name is None else self._name.encode()
         fq_shmq_release_files(&self.q, self.fd, NULL if name is None else <const char*>name)
+        self.fd = -1
 
     def __reduce__(self):
         from multiprocessing import context, reduction

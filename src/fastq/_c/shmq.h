@@ -1668,17 +1668,32 @@ static void fq_shmq_detach(fq_shmq *q, int fd, const char *name)
 
 /* At exit, while another thread of this process may still be inside a call on the queue (a
  * daemon thread blocked in get() holds it): unmapping would crash that thread, but the files must
- * not outlive the queue's last process either. So give up this handle's shared lock, keep the
- * mapping (the exit unmaps it), and if that made this process the last holder, remove the files
- * through the mapping we have. A later fq_shmq_detach of the same handle finds them gone. */
+ * not outlive the queue's last process either. The segment's mapping is replaced in place by
+ * private anonymous memory: a thread still inside a call reads zeros, which every read of shared
+ * memory is validated against, and what it writes goes nowhere (to the others this process is
+ * gone, as if killed). That drops our references to the file (a fork child's LOCK_UN would unlock
+ * its parent's shared description too), so the last-holder probe is fq_shmq_detach's. q->base
+ * stays valid (anonymous) until fq_shmq_detach unmaps it; the fd is closed here. */
 static void fq_shmq_release_files(fq_shmq *q, int fd, const char *name)
 {
+    size_t size = q->map_size;
     int probe = fq_shmq_probe(q, fd);
     if (probe < 0)
         return;
-    flock(fd, LOCK_UN);
-    if (flock(probe, LOCK_EX | LOCK_NB) == 0)
-        fq_shmq_remove_files(q, name);
+    if (mmap(q->base, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
+        close(probe);
+        return;
+    }
+    close(fd);
+    fq_shmq last = *q;
+    if (flock(probe, LOCK_EX | LOCK_NB) == 0) {
+        if (fq_map(&last, probe, size) == 0) {
+            fq_shmq_remove_files(&last, name);
+            fq_shmq_unmap(&last);
+        } else if (name != NULL) {
+            shm_unlink(name);
+        }
+    }
     close(probe);
 }
 
