@@ -28,7 +28,7 @@ The rows, cases and workloads live in fastq.bench.processes, shared with `python
 import pytest
 
 from fastq.bench.processes import (FLOOR_ID, MEMCPY_ID, MEMCPY_SHM_ID, PROC_CASES, PROC_ROWS, Workers,
-                                   memcpy_floor_round, open_process_case, proc_items)
+                                   memcpy_floor_round, open_process_case, proc_items, zero_copy_interleaved)
 
 ROWS = PROC_ROWS
 CASES = PROC_CASES
@@ -85,3 +85,18 @@ def test_memcpy_floor(benchmark, bench_full, case, copies):
     n = proc_items(case, bench_full)
     _record(benchmark, case, {2: FLOOR_ID, 1: MEMCPY_ID, "shm": MEMCPY_SHM_ID}[copies], n, True)
     benchmark.pedantic(memcpy_floor_round(case, n, copies), rounds=ROUNDS, iterations=1, warmup_rounds=1)
+
+
+@pytest.mark.parametrize("case", ARRAY_CASES, ids=[case.group for case in ARRAY_CASES])
+def test_zero_copy_put_beside_memcpy(bench_full, case, capsys):
+    """The zero-copy receive costs the producer's put: its median time against a memcpy of the same
+    array, timed in turns in the same producer process (zero_copy_interleaved). Printed, not
+    asserted (a shared machine)."""
+    _skip_unless_sized(case, bench_full)
+    if case.many:
+        pytest.skip("get() only")
+    pytest.importorskip("fastq._shm")
+    put, private, shared = zero_copy_interleaved(case.spec[1])
+    with capsys.disabled():
+        print(f"\n  {case.name}, get(copy=False): producer's put {put * 1e3:.2f} ms; memcpy x1 / put "
+              f"{private / put:.2f} (into shared memory: {shared / put:.2f})")

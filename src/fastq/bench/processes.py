@@ -357,3 +357,58 @@ def run_quick_process(repeat=3, progress=None):
             floor = best_per_item(memcpy_floor_round(case, n), n, repeat)
             results.per_item.setdefault(FLOOR_NAME, {})[case.name] = floor
     return results
+
+
+def _interleaved_producer(q, nbytes, count, conn):
+    import mmap
+    import statistics
+    import time
+
+    import numpy as np
+
+    src = make_item(("array", nbytes))
+    private = np.empty_like(src)
+    shared = np.frombuffer(mmap.mmap(-1, src.nbytes), dtype=src.dtype)
+    private.fill(0)
+    shared.fill(0)
+    clock = time.perf_counter
+    times = ([], [], [])
+    for _ in range(count):
+        t0 = clock()
+        q.put(src)
+        t1 = clock()
+        np.copyto(private, src)
+        t2 = clock()
+        np.copyto(shared, src)
+        t3 = clock()
+        for ts, t in zip(times, (t1 - t0, t2 - t1, t3 - t2)):
+            ts.append(t)
+    conn.send(tuple(statistics.median(ts) for ts in times))
+    conn.recv()
+
+
+def zero_copy_interleaved(nbytes, count=40):
+    """The producer's side of a zero-copy stream (a consumer process takes each array with
+    get(copy=False) and drops it): median seconds of each put, and of a memcpy of the same array
+    into a private and into a shared buffer, timed in turns in that same producer process, so the
+    three see the same machine (a copy beside a busy consumer runs slower than one alone).
+    Returns (put, memcpy private, memcpy shared)."""
+    from fastq import ProcessQueue
+
+    ctx = mp.get_context(PROC_METHOD)
+    q = ProcessQueue(ctx=ctx)
+    parent, child = ctx.Pipe()
+    p = ctx.Process(target=_interleaved_producer, args=(q, nbytes, count, child), daemon=True)
+    p.start()
+    try:
+        for _ in range(count):
+            view = q.get(timeout=PROC_WAIT, copy=False)
+            del view
+        result = parent.recv()
+        parent.send(None)
+        return result
+    finally:
+        p.join(PROC_WAIT)
+        if p.is_alive():
+            p.kill()
+        q.close()
