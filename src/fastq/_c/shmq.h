@@ -1620,14 +1620,6 @@ static void fq_discard_final(fq_shmq *q)
     }
 }
 
-/* Spill segments (and a named queue's name) are files: unlike the ring, they outlive the last
- * process that holds the queue. So every open file description of a segment carries a shared
- * flock, which fork and fd passing share and which the kernel drops with the last fd and
- * mapping, a killed process's too. Letting go: unmap, close, and probe a fresh description of
- * the segment for an exclusive lock; the one that gets it holds the queue last: it unlinks the
- * name (`name`, NULL for a memfd) and every spill segment still named in the ring. (Attaching
- * takes the shared lock, so it waits for that.) A fork child's or the creator's exit alone
- * leaves the name to the others. */
 static int fq_shmq_probe(fq_shmq *q, int fd)
 {
     if (q->base == NULL || fd < 0)
@@ -1646,6 +1638,14 @@ static void fq_shmq_remove_files(fq_shmq *q, const char *name)
     fq_pool_discard(q);
 }
 
+/* Spill segments (and a named queue's name) are files: unlike the ring, they outlive the last
+ * process that holds the queue. So every open file description of a segment carries a shared
+ * flock, which fork and fd passing share and which the kernel drops with the last fd and
+ * mapping, a killed process's too. Letting go: unmap, close, and probe a fresh description of
+ * the segment for an exclusive lock; the one that gets it holds the queue last: it unlinks the
+ * name (`name`, NULL for a memfd) and every spill segment still named in the ring. (Attaching
+ * takes the shared lock, so it waits for that.) A fork child's or the creator's exit alone
+ * leaves the name to the others. */
 static void fq_shmq_detach(fq_shmq *q, int fd, const char *name)
 {
     size_t size = q->map_size;
