@@ -441,3 +441,69 @@ def test_a_fork_child_exiting_with_daemon_threads_leaves_its_parents_files(impl,
     assert p.exitcode == 0
     assert {name for name in files if not os.path.exists(os.path.join("/dev/shm", name))} == set()
     assert [len(q.get(timeout=5)) for _ in range(2)] == [1 << 20] * 2
+
+
+_THREADS_AFTER_THE_LET_GO = textwrap.dedent("""
+    import atexit, time
+    atexit.register(time.sleep, 0.3)  # before multiprocessing's: runs after its finalizers
+    import os, sys, threading, fastq, fastq.pure
+    ns = fastq.pure if sys.argv[1] == "python" else fastq
+    token = os.urandom(16)
+    item = token * (1 << 16)  # 1 MiB: spilled
+    def report(what):
+        def run():
+            try:
+                print(what, what_returned(), flush=True)
+            except ValueError:
+                pass  # let go: the process is exiting
+        return run
+    if sys.argv[2] == "oneoff":  # a put waiting for room: the pool is all taken, a one-off segment next
+        q = ns.ProcessQueue(maxsize=20)
+        for _ in range(20):
+            q.put(item)
+        what_returned = lambda: q.put(item)
+    elif sys.argv[2] == "feeder":  # the feeder waits for a pooled segment, its join cancelled
+        q = ns.ProcessQueue()
+        for _ in range(40):
+            q.put(item)
+        what_returned = lambda: None
+    else:  # join: waits for an item nobody takes
+        q = ns.ProcessQueue()
+        q.put(1)
+        what_returned = q.join
+    q.cancel_join_thread()
+    threading.Thread(target=report(sys.argv[2]), daemon=True).start()
+    time.sleep(0.1)
+    print("token", token.hex(), flush=True)
+""")
+
+
+@pytest.mark.parametrize("scenario", ["oneoff", "feeder", "join"])
+def test_threads_running_after_the_let_go_at_exit_make_no_files_and_see_no_join(impl, scenario):
+    """After the exit-time let-go (the mapping anonymous zeros), a daemon thread may still take the
+    GIL (atexit handlers run after multiprocessing's): a put that goes on must not make a segment
+    nobody will remove (a one-off, or a pool's under key 0), and a join must not return as if the
+    zeros were a drained queue."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    since = time.time() - 1
+    proc = subprocess.run([sys.executable, "-c", _THREADS_AFTER_THE_LET_GO, impl.name, scenario],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.split("\n")
+    token = bytes.fromhex(next(line.split()[1] for line in lines if line.startswith("token ")))
+    assert "join True" not in lines
+    assert "QueueCorrupted" not in proc.stderr, proc.stderr
+    left = []
+    for name in os.listdir("/dev/shm"):
+        path = os.path.join("/dev/shm", name)
+        try:
+            if not name.startswith("fastq-") or os.stat(path).st_mtime < since:
+                continue
+            with open(path, "rb") as f:
+                ours = name.startswith("fastq-p0000000000000000") or token in f.read(1 << 17)
+        except (FileNotFoundError, PermissionError):
+            continue
+        if ours:
+            left.append(name)
+            os.unlink(path)
+    assert not left

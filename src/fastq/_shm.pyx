@@ -368,6 +368,7 @@ cdef class ProcessQueue:
     cdef fq_shmq q
     cdef int fd
     cdef bint _closed
+    cdef bint _released              # let go at exit while threads lived: the mapping is anonymous
     cdef uint64_t _ident            # the process this handle's local state belongs to
     cdef object _backlog            # serialized items waiting for room (maxsize=0 only)
     cdef object _backlog_lock
@@ -452,6 +453,7 @@ cdef class ProcessQueue:
         """At exit while other threads live: the mapping turns anonymous and the fd closes; the
         last holder's files go (fq_shmq_release_files)."""
         name = None if self._name is None else self._name.encode()
+        self._released = True  # first: a thread that takes the GIL after the swap sees it
         fq_shmq_release_files(&self.q, self.fd, NULL if name is None else <const char*>name)
         self.fd = -1
 
@@ -471,6 +473,8 @@ cdef class ProcessQueue:
     cdef inline int _check(self) except -1:
         if self.q.base == NULL:
             raise ValueError("ProcessQueue is not initialized")
+        if self._released:
+            _raise_released()
         if self.q.hdr.magic != FQ_SHM_MAGIC:
             raise QueueCorrupted("the shared-memory segment's header is overwritten")
         if self._ident != fq_self_ident():  # a fork child: the backlog was the parent's
@@ -649,6 +653,8 @@ cdef class ProcessQueue:
                     pool_i = -1  # filled: its reader hands it back
                 elif ring_item is not None:
                     self._make_room(spill_total)
+                    if self._released:  # under the GIL up to the create: no file after the last holder's look
+                        _raise_released()
                     rc = fq_spill_create(spill_name, spill_total, &spill)
                     if rc < 0:
                         spill_name = None  # nothing of ours to unlink
@@ -709,6 +715,8 @@ cdef class ProcessQueue:
             self._pool_maps[i] = None  # the segment it replaces: its pages go with our mapping
             m = None
             self._make_room(need + need // 8 + 65536)  # fq_pool_make's size
+            if self._released:  # as for a one-off segment
+                _raise_released()
             rc = fq_pool_make(&self.q, i, need, &gen, &base, &size)
             if rc == -errno.ENOSPC:
                 raise _no_room_for_spill(need)
@@ -1193,6 +1201,8 @@ cdef class ProcessQueue:
                 fq_wait_joined(&self.q, min(FQ_SLICE_NS, _remaining(deadline)))
             if PyErr_CheckSignals() < 0:
                 raise KeyboardInterrupt
+        if self._released:  # the anonymous zeros count nothing unfinished: not a join
+            _raise_released()
         return True
 
     # ---- shutdown and close ----
@@ -1457,6 +1467,10 @@ cdef int _fill(fq_payload *p, object main, list bufs) except -1:
             memcpy(dst, base + o, n)
         o += n
     return 0
+
+
+cdef _raise_released():
+    raise ValueError("ProcessQueue was let go at exit (threads still used it)")
 
 
 def _let_go_ref(ref):
