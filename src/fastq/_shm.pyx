@@ -1480,10 +1480,21 @@ def _let_go_ref(ref):
     # unmap at exit only when no other thread is left that might be inside a call on it (a daemon
     # thread blocked in get(), a feeder after cancel_join_thread()): that would crash it; the
     # files go either way
-    if threading.active_count() == 1:
+    if _only_thread():
         (<ProcessQueue>q)._let_go()
     else:
         (<ProcessQueue>q)._release_files()
+
+
+def _only_thread():
+    """No other thread runs here: threading's count misses _thread.start_new_thread's threads,
+    the kernel's does not (a library's native threads count too: then we release, which is safe)."""
+    if threading.active_count() != 1:
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
 
 
 def _let_go_in_child(q):
