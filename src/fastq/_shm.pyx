@@ -115,7 +115,7 @@ cdef extern from "shmq.h" nogil:
     int fq_shmq_create_named(fq_shmq *q, const char *name, uint64_t cap, uint64_t maxsize)
     int fq_shm_open_existing(const char *name)
     void fq_shmq_detach(fq_shmq *q, int fd, const char *name)
-    void fq_shmq_release_files(fq_shmq *q, int fd, const char *name)
+    int fq_shmq_release_files(fq_shmq *q, int fd, const char *name)
     int fq_spill_create(const char *name, uint64_t size, char **out)
     int fq_spill_open(const char *name, uint64_t name_len, int writable, char **out, uint64_t *size)
     void fq_spill_unlink(const char *name, uint64_t len)
@@ -453,9 +453,10 @@ cdef class ProcessQueue:
         """At exit while other threads live: the mapping turns anonymous and the fd closes; the
         last holder's files go (fq_shmq_release_files)."""
         name = None if self._name is None else self._name.encode()
-        self._released = True  # first: a thread that takes the GIL after the swap sees it
-        fq_shmq_release_files(&self.q, self.fd, NULL if name is None else <const char*>name)
-        self.fd = -1
+        # the GIL is held throughout: a thread that takes it afterwards sees _released
+        if fq_shmq_release_files(&self.q, self.fd, NULL if name is None else <const char*>name) == 0:
+            self._released = True
+            self.fd = -1
 
     def __reduce__(self):
         from multiprocessing import context, reduction

@@ -1638,23 +1638,11 @@ static void fq_shmq_remove_files(fq_shmq *q, const char *name)
     fq_pool_discard(q);
 }
 
-/* Spill segments (and a named queue's name) are files: unlike the ring, they outlive the last
- * process that holds the queue. So every open file description of a segment carries a shared
- * flock, which fork and fd passing share and which the kernel drops with the last fd and
- * mapping, a killed process's too. Letting go: unmap, close, and probe a fresh description of
- * the segment for an exclusive lock; the one that gets it holds the queue last: it unlinks the
- * name (`name`, NULL for a memfd) and every spill segment still named in the ring. (Attaching
- * takes the shared lock, so it waits for that.) A fork child's or the creator's exit alone
- * leaves the name to the others. */
-static void fq_shmq_detach(fq_shmq *q, int fd, const char *name)
+/* With this process's references to the segment dropped: if the probe (a fresh description)
+ * gets the exclusive lock, nobody else holds the queue, so remove its files through a mapping of
+ * the probe at q (unmapped again). Closes the probe. */
+static void fq_shmq_last_out(fq_shmq *q, int probe, size_t size, const char *name)
 {
-    size_t size = q->map_size;
-    int probe = fq_shmq_probe(q, fd);
-    fq_shmq_unmap(q);
-    if (fd >= 0)
-        close(fd);
-    if (probe < 0)
-        return;
     if (flock(probe, LOCK_EX | LOCK_NB) == 0) {
         if (fq_map(q, probe, size) == 0) {
             fq_shmq_remove_files(q, name);
@@ -1666,6 +1654,25 @@ static void fq_shmq_detach(fq_shmq *q, int fd, const char *name)
     close(probe);
 }
 
+/* Spill segments (and a named queue's name) are files: unlike the ring, they outlive the last
+ * process that holds the queue. So every open file description of a segment carries a shared
+ * flock, which fork and fd passing share and which the kernel drops with the last fd and
+ * mapping, a killed process's too. Letting go: unmap, close, and probe a fresh description of
+ * the segment for an exclusive lock; the one that gets it holds the queue last: it unlinks the
+ * name (`name`, NULL for a memfd) and every spill segment still named in the ring. (Attaching
+ * takes the shared lock, so it waits for that.) A fork child's or the creator's exit alone
+ * leaves the name to the others. */
+static void fq_shmq_detach(fq_shmq *q, int fd, const char *name)
+{
+    int probe = fq_shmq_probe(q, fd);
+    size_t size = q->map_size;
+    fq_shmq_unmap(q);
+    if (fd >= 0)
+        close(fd);
+    if (probe >= 0)
+        fq_shmq_last_out(q, probe, size, name);
+}
+
 /* At exit, while another thread of this process may still be inside a call on the queue (a
  * daemon thread blocked in get() holds it): unmapping would crash that thread, but the files must
  * not outlive the queue's last process either. The segment's mapping is replaced in place by
@@ -1673,28 +1680,22 @@ static void fq_shmq_detach(fq_shmq *q, int fd, const char *name)
  * memory is validated against, and what it writes goes nowhere (to the others this process is
  * gone, as if killed). That drops our references to the file (a fork child's LOCK_UN would unlock
  * its parent's shared description too), so the last-holder probe is fq_shmq_detach's. q->base
- * stays valid (anonymous) until fq_shmq_detach unmaps it; the fd is closed here. */
-static void fq_shmq_release_files(fq_shmq *q, int fd, const char *name)
+ * stays valid (anonymous) until fq_shmq_detach unmaps it. Returns 0 with the fd closed, -1 (nothing
+ * done) if it could not. */
+static int fq_shmq_release_files(fq_shmq *q, int fd, const char *name)
 {
-    size_t size = q->map_size;
     int probe = fq_shmq_probe(q, fd);
     if (probe < 0)
-        return;
-    if (mmap(q->base, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
+        return -1;
+    if (mmap(q->base, q->map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+        MAP_FAILED) {
         close(probe);
-        return;
+        return -1;
     }
     close(fd);
-    fq_shmq last = *q;
-    if (flock(probe, LOCK_EX | LOCK_NB) == 0) {
-        if (fq_map(&last, probe, size) == 0) {
-            fq_shmq_remove_files(&last, name);
-            fq_shmq_unmap(&last);
-        } else if (name != NULL) {
-            shm_unlink(name);
-        }
-    }
-    close(probe);
+    fq_shmq last = *q;  /* q keeps the anonymous mapping for the threads still inside calls */
+    fq_shmq_last_out(&last, probe, q->map_size, name);
+    return 0;
 }
 
 #endif /* FASTQ_SHMQ_H */

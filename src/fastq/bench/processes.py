@@ -275,21 +275,30 @@ def open_process_case(row, case, n, workers, new=None):
     return q, ops, one_round
 
 
+def _warm_buffers(src):
+    """Three buffers of src's shape, their pages touched once (as a warm ring's would be): two
+    private, and between them one shared mapping (MAP_SHARED: shmem pages, as a producer's copy
+    into shared memory gets). Returns (private, shared, private)."""
+    import mmap
+
+    import numpy as np
+
+    bufs = (np.empty_like(src), np.frombuffer(mmap.mmap(-1, src.nbytes), dtype=src.dtype), np.empty_like(src))
+    for buf in bufs:
+        buf.fill(0)
+    return bufs
+
+
 def memcpy_floor_round(case, n, copies=2):
     """`copies` in-process copies of the array per item (2: into a buffer and out, the physical
     limit of a queue that copies once in and once out; 1: the ceiling of a zero-copy receive, which
     costs the producer's copy only; "shm": that one copy into a shared mapping, as a producer's
     must go, which gets no transparent huge pages where /dev/shm has them off). Returns one_round()."""
-    import mmap
-
     import numpy as np
 
     src = make_item(case.spec)
-    buf, dst = np.empty_like(src), np.empty_like(src)
-    if copies == "shm":
-        buf = np.frombuffer(mmap.mmap(-1, src.nbytes), dtype=src.dtype)  # MAP_SHARED: shmem pages
-    buf.fill(0)  # touch the pages once, as a warm ring would be
-    dst.fill(0)
+    private, shared, dst = _warm_buffers(src)
+    buf = shared if copies == "shm" else private
 
     def one_round():
         for _ in range(n):
@@ -360,17 +369,13 @@ def run_quick_process(repeat=3, progress=None):
 
 
 def _interleaved_producer(q, nbytes, count, conn):
-    import mmap
     import statistics
     import time
 
     import numpy as np
 
     src = make_item(("array", nbytes))
-    private = np.empty_like(src)
-    shared = np.frombuffer(mmap.mmap(-1, src.nbytes), dtype=src.dtype)
-    private.fill(0)
-    shared.fill(0)
+    private, shared, _ = _warm_buffers(src)
     clock = time.perf_counter
     times = ([], [], [])
     for _ in range(count):
