@@ -858,13 +858,16 @@ static int fq_lock(fq_shmq *q, uint64_t me, int64_t patience_ns)
     if (patience_ns <= 0)
         return FQ_LOCKED;
     int64_t start = fq_now_ns();
+    int64_t until = patience_ns < FQ_SLICE_NS ? patience_ns : FQ_SLICE_NS;
     for (;;) {
-        int64_t left = patience_ns - (fq_now_ns() - start);
+        /* sleep until woken, or to the end of the patience or the slice (then steal): a dead
+         * owner costs one wait, not a poll, so crash points pass the same number of times */
+        int64_t left = until - (fq_now_ns() - start);
         uint32_t seq = atomic_load(&h->lk_seq);
         fq_mark(q, FQ_W_LK, 1);
         if (atomic_load(&h->rlock) != 0 && left > 0) {
             FQ_CP_WAIT();
-            fq_futex_wait(&h->lk_seq, seq, left < 2000000 ? left : 2000000);
+            fq_futex_wait(&h->lk_seq, seq, left);
         }
         fq_mark(q, FQ_W_LK, 0);
         if (fq_try_lock(h, me))
@@ -873,6 +876,8 @@ static int fq_lock(fq_shmq *q, uint64_t me, int64_t patience_ns)
         if (waited < FQ_SLICE_NS) {
             if (waited < patience_ns)
                 continue;
+            if (atomic_load(&h->rlock) == 0)  /* out of patience: pass on a wake we may have taken */
+                fq_wake(&h->lk_seq, &h->lk_waiters, 1);
             return FQ_LOCKED;
         }
         return fq_steal(q, me);
