@@ -142,7 +142,7 @@ class PoolTrim(Scenario):
 
     def op(self, q):
         try:
-            q.get(timeout=0.01)  # one wait slice: a fixed number of points
+            q.get(timeout=0.015)  # one wait, under a slice: a fixed number of points
         except Empty:
             pass
 
