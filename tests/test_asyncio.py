@@ -558,7 +558,11 @@ def test_sigkilled_producers_while_a_coroutine_awaits(impl):
     if impl.is_pure_python:
         pytest.skip("crash tolerance is the C core's promise (docs/design/ARCHITECTURE.md)")
     q = impl.process_api.ProcessQueue(capacity=4096)
-    ctx = multiprocessing.get_context("fork")
+    # forkserver: this process has threads (the loop's waiter, the executor's, the putter) that
+    # start and end around each start(), and a fork then can leave the child a malloc lock held
+    # for good (seen with gcc 12's ASan runtime, which has no fork handler: the child hung in
+    # its first put's malloc)
+    ctx = multiprocessing.get_context("forkserver")
     rnd = random.Random(4)
 
     async def main():
@@ -576,7 +580,9 @@ def test_sigkilled_producers_while_a_coroutine_awaits(impl):
             assert [i for _, i, _ in seen] == list(range(len(seen)))  # in order, none twice
             waiter = asyncio.ensure_future(q.async_get(timeout=30))
             await asyncio.sleep(0.02)
-            threading.Thread(target=q.put, args=(("alive", k),)).start()
+            putter = threading.Thread(target=q.put, args=(("alive", k),))
+            putter.start()
             assert await waiter == ("alive", k)
+            putter.join()
 
     run(main(), timeout=100)
