@@ -12,7 +12,6 @@ import os
 import pickle
 import random
 import signal
-import subprocess
 import sys
 import textwrap
 import threading
@@ -23,6 +22,7 @@ import pytest
 import fastq
 from fastq import parallel
 from fastq.errors import Closed, Empty, Full, ShutDown, WorkerDied, WorkerError
+from subproc import run_python
 
 FORK = multiprocessing.get_context("fork")
 pytestmark = pytest.mark.timeout(60)
@@ -366,9 +366,7 @@ _MAIN_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
 def test_a_function_of_an_interactive_main_runs_in_workers(impl, method):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.run([sys.executable, "-c", _MAIN_SCRIPT, impl.name, method], capture_output=True,
-                          text=True, env=env, timeout=120)
+    proc = run_python("-c", _MAIN_SCRIPT, impl.name, method)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:2] == ["6 [0, 3, 6, 9]", "15"]
 
@@ -445,10 +443,8 @@ def test_no_fork_deprecation_warning_from_fastqs_workers(impl, threads):
             expected = "forkserver"  # the warning would show: forkserver, where functions travel
         else:
             users_threads_warn = True
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     for flag in ("always::DeprecationWarning", "error::DeprecationWarning"):
-        proc = subprocess.run([sys.executable, "-W", flag, "-c", _NO_FORK_WARNING_SCRIPT, impl.name, threads],
-                              capture_output=True, text=True, env=env, timeout=120)
+        proc = run_python("-W", flag, "-c", _NO_FORK_WARNING_SCRIPT, impl.name, threads)
         assert proc.returncode == 0, proc.stderr
         if not users_threads_warn:
             assert "fork()" not in proc.stderr, proc.stderr
@@ -504,9 +500,7 @@ _NO_GUARD_SCRIPT = textwrap.dedent("""
 def test_a_script_without_a_main_guard_runs_with_the_default_start_method(impl, tmp_path, threads):
     script = tmp_path / "script.py"
     script.write_text(_NO_GUARD_SCRIPT)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.run([sys.executable, str(script), impl.name, threads], capture_output=True, text=True,
-                          env=env, timeout=120, cwd=tmp_path)
+    proc = run_python(str(script), impl.name, threads, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     expected = [f"fork {sum(i * i for i in range(100))}", "[0, 3, 6, 9]"]
     assert proc.stdout.splitlines() == expected + (["[0, -1, -2]"] if threads == "plain" else [])
@@ -548,9 +542,7 @@ _FORKED_PARENT_SCRIPT = textwrap.dedent("""
 
 
 def test_a_fork_of_the_queues_process_leaves_its_workers_alone(impl):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.run([sys.executable, "-c", _FORKED_PARENT_SCRIPT, impl.name], capture_output=True, text=True,
-                          env=env, timeout=120)
+    proc = run_python("-c", _FORKED_PARENT_SCRIPT, impl.name)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["ok"]
 
@@ -1365,9 +1357,7 @@ _ORPHAN_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.parametrize("method", ["default", "fork", "spawn"])
 def test_workers_exit_when_the_parent_is_killed(method):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.run([sys.executable, "-c", _ORPHAN_SCRIPT, method], capture_output=True, text=True, env=env,
-                          timeout=30)
+    proc = run_python("-c", _ORPHAN_SCRIPT, method, timeout=30)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     pids = [int(p) for p in proc.stdout.split()]
     forks = (method == "default" and multiprocessing.get_context().get_start_method() == "fork") or method == "fork"
@@ -1393,9 +1383,7 @@ _NON_DAEMON_SCRIPT = textwrap.dedent("""
 @pytest.mark.parametrize("backend_name", ["process", "thread"])
 def test_non_daemon_workers_finish_their_tasks_at_exit(tmp_path, backend_name):
     out = tmp_path / "out.txt"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.run([sys.executable, "-c", _NON_DAEMON_SCRIPT, backend_name, str(out)],
-                          capture_output=True, text=True, env=env, timeout=30)
+    proc = run_python("-c", _NON_DAEMON_SCRIPT, backend_name, str(out), timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert out.read_text() == "finished"
 

@@ -14,13 +14,13 @@ skipped there; the resource half still runs.
 """
 import gc
 import os
-import subprocess
 import sys
 import textwrap
 import threading
 import time
 
 import pytest
+from subproc import run_python
 
 LINUX = sys.platform.startswith("linux")
 SANITIZED = os.environ.get("FASTQ_SANITIZE", "") not in ("", "0")
@@ -399,9 +399,7 @@ _DAEMONS_AT_EXIT = textwrap.dedent("""
 def test_daemon_threads_holding_the_queue_at_exit_leave_no_files(impl, named):
     """A daemon thread inside get() at exit keeps the queue's memory mapped (unmapping would crash
     it), but the process is still its last holder: its names and segments go."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.run([sys.executable, "-c", _DAEMONS_AT_EXIT, impl.name, named], capture_output=True,
-                          text=True, env=env, timeout=120)
+    proc = run_python("-c", _DAEMONS_AT_EXIT, impl.name, named)
     assert proc.returncode == 0 and proc.stdout.split()[:1] == ["ok"], proc.stderr
     files = proc.stdout.split()[1:]
     if not impl.is_pure_python:
@@ -484,10 +482,8 @@ def test_threads_running_after_the_let_go_at_exit_make_no_files_and_see_no_join(
     GIL (atexit handlers run after multiprocessing's): a put that goes on must not make a segment
     nobody will remove (a one-off, or a pool's under key 0), and a join must not return as if the
     zeros were a drained queue."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     since = time.time() - 1
-    proc = subprocess.run([sys.executable, "-c", _THREADS_AFTER_THE_LET_GO, impl.name, scenario],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = run_python("-c", _THREADS_AFTER_THE_LET_GO, impl.name, scenario)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.split("\n")
     token = bytes.fromhex(next(line.split()[1] for line in lines if line.startswith("token ")))
